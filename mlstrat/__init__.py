@@ -1,0 +1,3 @@
+"""mlstrat: machine-learning predictors inside backtrader backtests."""
+
+__version__ = "0.1.0"

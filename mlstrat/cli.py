@@ -1,0 +1,56 @@
+"""The `mlstrat` command: a thin shell over the library.
+
+Each subcommand is a small function taking parsed arguments; errors of type
+MlstratError become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from mlstrat import __version__
+from mlstrat.errors import MlstratError
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _add_features(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.features.cli import add_parser
+
+    add_parser(sub)
+
+
+# One registration function per subcommand family; each adds its parser and
+# sets `func` through parser.set_defaults(func=handler).
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_features,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlstrat", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mlstrat {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except MlstratError as exc:
+        print(f"mlstrat {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlstrat: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
