@@ -1,0 +1,365 @@
+"""Model directories: atomic writes, sha256 manifests, format versions and strict JSON.
+
+A model directory holds `metadata.json`, `manifest.json` and whatever files
+the predictor writes (model file, `scalers.json`, member subdirectories of a
+hybrid). The manifest records the size and sha256 of every file except
+itself, recursively, so a tampered or truncated file anywhere in the tree is
+caught on load. Directories are built in a temporary sibling and renamed into
+place, so a crash never leaves a half-written model where a model was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError
+
+#: Version of the model-directory layout; bumped when old readers cannot read new directories.
+FORMAT_VERSION = 1
+
+METADATA_FILE = "metadata.json"
+MANIFEST_FILE = "manifest.json"
+
+_RESTORE_FIX = "retrain the model or restore the directory from a backup"
+
+# (import name, distribution names to try) for the versions recorded in metadata.
+_VERSIONED_PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("numpy", ("numpy",)),
+    ("pandas", ("pandas",)),
+    ("keras", ("keras",)),
+    ("tensorflow", ("tensorflow-cpu", "tensorflow")),
+    ("xgboost", ("xgboost-cpu", "xgboost")),
+)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and timestamps to plain JSON values.
+
+    Non-finite floats (NaN, ±inf) become ``null`` so the output is strict JSON;
+    `np.asarray(values, dtype=float)` turns those nulls back into NaN.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(to_jsonable(v) for v in obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    if hasattr(obj, "isoformat"):  # pandas Timestamp
+        return obj.isoformat()
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
+
+
+def dump_json(path: str | Path, obj: Any) -> None:
+    """Write `obj` as strict, indented, key-sorted JSON (see `to_jsonable`)."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
+    Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def load_json(path: str | Path) -> Any:
+    """Read a JSON file; unparseable content is an IntegrityError naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"not valid JSON ({exc})", file=path, fix=_RESTORE_FIX) from exc
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of mlstrat, python and the ML libraries, read without importing them."""
+    from mlstrat import __version__
+
+    versions: dict[str, str | None] = {
+        "mlstrat": __version__,
+        "python": platform.python_version(),
+    }
+    for module_name, dists in _VERSIONED_PACKAGES:
+        version = None
+        module = sys.modules.get(module_name)
+        if module is not None:
+            version = getattr(module, "__version__", None)
+        for dist in dists:
+            if version is not None:
+                break
+            try:
+                version = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        versions[module_name] = version
+    return versions
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _member_files(root: Path) -> list[str]:
+    """Relative POSIX paths of every regular file under root except the top manifest."""
+    files = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(root).as_posix()
+            if rel != MANIFEST_FILE:
+                files.append(rel)
+    return files
+
+
+def build_manifest(root: str | Path) -> dict[str, Any]:
+    """Manifest dict (size and sha256 per file) for everything currently under root."""
+    root = Path(root)
+    entries = {}
+    for rel in _member_files(root):
+        p = root / rel
+        entries[rel] = {"size": p.stat().st_size, "sha256": file_sha256(p)}
+    return {"format_version": FORMAT_VERSION, "algorithm": "sha256", "files": entries}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace something that is not an mlstrat model directory."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise ConfigError(
+            "output path exists and is not a directory",
+            file=path,
+            fix="choose a new --out path or remove the file",
+        )
+    if any(path.iterdir()) and not (path / METADATA_FILE).is_file():
+        raise ConfigError(
+            "output directory exists and is not an mlstrat model directory (no metadata.json); "
+            "refusing to replace it",
+            file=path,
+            fix="choose a new path such as models/<name> or empty the directory",
+        )
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def write_model_dir(path: str | Path, metadata: dict[str, Any]) -> Iterator[Path]:
+    """Build a model directory in a temporary sibling and move it to `path` atomically.
+
+    Yields the temporary directory; the caller writes its files there.
+    `metadata` must contain ``"predictor"`` (the registry name). It is read when
+    the block exits cleanly, so the caller may still add entries (training
+    history, metrics) inside the block. On clean exit `metadata.json` and
+    `manifest.json` are written and the directory replaces `path` (an existing
+    model directory there is swapped out and deleted). On an exception the
+    temporary directory is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    if "predictor" not in metadata:
+        raise ValueError("model metadata needs a 'predictor' entry (the registry name)")
+    _check_replaceable(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        for reserved in (METADATA_FILE, MANIFEST_FILE):
+            if (tmp / reserved).exists():
+                raise ValueError(f"{reserved} is written by write_model_dir, not by the caller")
+        meta = dict(metadata)
+        meta["format_version"] = FORMAT_VERSION
+        meta["created_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        meta["versions"] = package_versions()
+        dump_json(tmp / METADATA_FILE, meta)
+        dump_json(tmp / MANIFEST_FILE, build_manifest(tmp))
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    _check_replaceable(path)  # re-check: something may have appeared meanwhile
+    if not path.exists():
+        os.rename(tmp, path)
+        _fsync_dir(path.parent)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    os.rmdir(old)
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    _fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class VerifyReport:
+    """What `verify_model_dir` checked: files verified and files the manifest does not list."""
+
+    path: Path
+    metadata: dict[str, Any]
+    files_checked: list[str] = field(default_factory=list)
+    extra_files: list[str] = field(default_factory=list)
+
+
+def _safe_relpath(rel: str, manifest_path: Path) -> str:
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or rel in ("", "."):
+        raise IntegrityError(
+            f"manifest lists an unsafe path {rel!r}", file=manifest_path, fix=_RESTORE_FIX
+        )
+    return rel
+
+
+def verify_model_dir(path: str | Path) -> VerifyReport:
+    """Check format version and every manifest entry; return a report or raise IntegrityError.
+
+    Files present but not listed in the manifest are tolerated (loaders never
+    read them) and reported in `extra_files`.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(
+            "no model directory here",
+            file=path,
+            fix="pass the directory written by `mlstrat train` or Predictor.save()",
+        )
+    meta_path = path / METADATA_FILE
+    manifest_path = path / MANIFEST_FILE
+    for required in (meta_path, manifest_path):
+        if not required.is_file():
+            raise IntegrityError(
+                f"{required.name} is missing from the model directory",
+                file=required,
+                fix=_RESTORE_FIX,
+            )
+    metadata = load_json(meta_path)
+    manifest = load_json(manifest_path)
+    if not isinstance(metadata, dict) or not isinstance(manifest, dict):
+        raise IntegrityError("metadata/manifest is not a JSON object", file=path, fix=_RESTORE_FIX)
+    _check_format_version(metadata.get("format_version"), meta_path)
+    _check_format_version(manifest.get("format_version"), manifest_path)
+    entries = manifest.get("files")
+    if not isinstance(entries, dict):
+        raise IntegrityError("manifest has no 'files' table", file=manifest_path, fix=_RESTORE_FIX)
+
+    checked = []
+    for rel, entry in sorted(entries.items()):
+        rel = _safe_relpath(rel, manifest_path)
+        target = path / rel
+        if not target.is_file():
+            raise IntegrityError(
+                "file listed in the manifest is missing", file=target, fix=_RESTORE_FIX
+            )
+        size = target.stat().st_size
+        if size != entry.get("size"):
+            raise IntegrityError(
+                f"size {size} bytes differs from the manifest's {entry.get('size')} "
+                "(truncated or modified)",
+                file=target,
+                fix=_RESTORE_FIX,
+            )
+        if file_sha256(target) != entry.get("sha256"):
+            raise IntegrityError(
+                "sha256 differs from the manifest (file modified)", file=target, fix=_RESTORE_FIX
+            )
+        checked.append(rel)
+    extra = [rel for rel in _member_files(path) if rel not in entries]
+    return VerifyReport(path=path, metadata=metadata, files_checked=checked, extra_files=extra)
+
+
+def _check_format_version(version: Any, file: Path) -> None:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise IntegrityError(
+            f"format_version is {version!r}, expected an integer", file=file, fix=_RESTORE_FIX
+        )
+    if version > FORMAT_VERSION:
+        from mlstrat import __version__
+
+        raise IntegrityError(
+            f"written in model format {version}, but mlstrat {__version__} reads formats "
+            f"up to {FORMAT_VERSION}",
+            file=file,
+            fix=f"upgrade mlstrat to a release that reads model format {version} "
+            "(pip install -U mlstrat), or retrain with this version",
+        )
+
+
+def read_model_dir(path: str | Path) -> dict[str, Any]:
+    """Verify a model directory (see `verify_model_dir`) and return its metadata."""
+    return verify_model_dir(path).metadata
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "METADATA_FILE",
+    "VerifyReport",
+    "build_manifest",
+    "dump_json",
+    "file_sha256",
+    "load_json",
+    "package_versions",
+    "read_model_dir",
+    "to_jsonable",
+    "verify_model_dir",
+    "write_model_dir",
+]
