@@ -348,6 +348,39 @@ def read_model_dir(path: str | Path) -> dict[str, Any]:
     return verify_model_dir(path).metadata
 
 
+def training_data_info(X: Any, y: Any = None) -> dict[str, Any]:
+    """Metadata describing a training set: period, rows, target, content hash, feed provenance.
+
+    `data_sha256` hashes index, column names and values of X (and y), so two
+    models can be checked for having seen identical data.
+    """
+    import pandas as pd
+
+    info: dict[str, Any] = {"n_rows": len(X)}
+    digest = hashlib.sha256()
+    if isinstance(X, pd.DataFrame):
+        digest.update(json.dumps([str(c) for c in X.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(X, index=True).to_numpy().tobytes())
+        if isinstance(X.index, pd.DatetimeIndex) and len(X):
+            info["train_start"] = X.index[0]
+            info["train_end"] = X.index[-1]
+        feed_meta = X.attrs.get("mlstrat")
+        if isinstance(feed_meta, dict):
+            for key in ("feature_set", "set_version", "symbol", "timeframe", "source_sha256"):
+                if key in feed_meta:
+                    info[key] = feed_meta[key]
+    else:
+        digest.update(np.ascontiguousarray(X).tobytes())
+    if y is not None:
+        if isinstance(y, pd.Series):
+            info["target"] = None if y.name is None else str(y.name)
+            digest.update(pd.util.hash_pandas_object(y, index=True).to_numpy().tobytes())
+        else:
+            digest.update(np.ascontiguousarray(y).tobytes())
+    info["data_sha256"] = digest.hexdigest()
+    return info
+
+
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_FILE",
@@ -360,6 +393,7 @@ __all__ = [
     "package_versions",
     "read_model_dir",
     "to_jsonable",
+    "training_data_info",
     "verify_model_dir",
     "write_model_dir",
 ]

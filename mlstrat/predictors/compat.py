@@ -1,0 +1,145 @@
+"""Feature alignment between what a model was trained on and the frame it is given.
+
+A model remembers its feature names. At prediction time the frame is reduced
+to those columns in training order (extras ignored); a missing column is a
+SchemaError listing every missing name, unless the caller opts into a fill
+policy. Target columns (future information) can never be model inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mlstrat.errors import SchemaError
+
+OnMissing = Literal["error", "zero", "nan", "mean"]
+ON_MISSING_POLICIES: tuple[str, ...] = ("error", "zero", "nan", "mean")
+
+#: Column-name prefixes of target columns (see mlstrat.features targets).
+TARGET_PREFIXES: tuple[str, ...] = ("direction_", "three_class_", "forward_")
+
+
+def _roles(frame: pd.DataFrame | None) -> dict[str, str]:
+    if frame is None:
+        return {}
+    meta = frame.attrs.get("mlstrat")
+    roles = meta.get("roles") if isinstance(meta, dict) else None
+    return roles if isinstance(roles, dict) else {}
+
+
+def is_target_name(name: str) -> bool:
+    """True for names following the target naming scheme (direction_h, forward_return_h, ...)."""
+    return str(name).startswith(TARGET_PREFIXES)
+
+
+def check_no_targets(
+    feature_names: Iterable[str], frame: pd.DataFrame | None = None, *, file: Any = None
+) -> None:
+    """Raise SchemaError if any feature is a target column (by name or by frame role)."""
+    roles = _roles(frame)
+    bad = [n for n in feature_names if is_target_name(n) or roles.get(n) == "target"]
+    if bad:
+        raise SchemaError(
+            f"target column(s) used as model features: {', '.join(map(str, bad))} "
+            "(targets look into the future)",
+            file=file,
+            column=str(bad[0]),
+            fix="select features with mlstrat.features.feature_columns(df)",
+        )
+
+
+def align_features(
+    X: pd.DataFrame,
+    feature_names: Sequence[str],
+    *,
+    on_missing: OnMissing = "error",
+    means: Mapping[str, float] | None = None,
+    file: Any = None,
+) -> pd.DataFrame:
+    """Return `X[feature_names]` in training order, handling missing columns by `on_missing`.
+
+    on_missing: "error" (default) raises SchemaError listing all missing names;
+    "zero" / "nan" fill them with 0.0 / NaN; "mean" fills with the training
+    means in `means` (as saved by the predictor). Extra columns are dropped.
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise SchemaError(
+            f"features must be a pandas DataFrame with named columns, got {type(X).__name__}",
+            file=file,
+            fix="wrap arrays as pd.DataFrame(values, columns=predictor.feature_names)",
+        )
+    if on_missing not in ON_MISSING_POLICIES:
+        raise SchemaError(
+            f"unknown on_missing policy {on_missing!r}",
+            fix=f"use one of {', '.join(ON_MISSING_POLICIES)}",
+        )
+    names = list(feature_names)
+    check_no_targets(names, X, file=file)
+    duplicated = X.columns[X.columns.duplicated()].unique().tolist()
+    wanted_dupes = [c for c in duplicated if c in set(names)]
+    if wanted_dupes:
+        raise SchemaError(
+            f"feature column(s) appear more than once: {', '.join(map(str, wanted_dupes))}",
+            file=file,
+            column=str(wanted_dupes[0]),
+            fix="drop or rename the duplicated columns",
+        )
+    present = set(X.columns)
+    missing = [n for n in names if n not in present]
+    if missing and on_missing == "error":
+        raise SchemaError(
+            f"{len(missing)} feature(s) the model was trained on are missing: {', '.join(missing)}",
+            file=file,
+            column=missing[0],
+            fix="build the feed with the model's feature set, or opt in to a fill policy "
+            "with on_missing='zero' | 'nan' | 'mean'",
+        )
+    if missing and on_missing == "mean":
+        lacking = [n for n in missing if means is None or n not in means]
+        if lacking:
+            raise SchemaError(
+                f"no training mean stored for missing feature(s): {', '.join(lacking)}",
+                file=file,
+                column=lacking[0],
+                fix="use on_missing='zero' or 'nan', or supply the feature",
+            )
+    fill = {"zero": 0.0, "nan": np.nan}
+    columns = {}
+    for n in names:
+        if n in present:
+            columns[n] = X[n]
+        elif on_missing == "mean":
+            columns[n] = pd.Series(float(means[n]), index=X.index, dtype=np.float64)
+        else:
+            columns[n] = pd.Series(fill[on_missing], index=X.index, dtype=np.float64)
+    out = pd.DataFrame(columns, index=X.index)
+    out.attrs = dict(X.attrs)
+    return out
+
+
+def feature_matrix(X: pd.DataFrame, *, dtype: Any = np.float64, file: Any = None) -> np.ndarray:
+    """Numeric 2-D array of an aligned frame; non-numeric columns are a SchemaError."""
+    for name, col in X.items():
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            raise SchemaError(
+                f"feature column has non-numeric dtype {col.dtype}",
+                file=file,
+                column=str(name),
+                fix="encode the column as numbers or leave it out of the features",
+            )
+    return X.to_numpy(dtype=dtype, na_value=np.nan)
+
+
+__all__ = [
+    "ON_MISSING_POLICIES",
+    "TARGET_PREFIXES",
+    "OnMissing",
+    "align_features",
+    "check_no_targets",
+    "feature_matrix",
+    "is_target_name",
+]
