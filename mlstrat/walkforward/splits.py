@@ -1,0 +1,365 @@
+"""Walk-forward folds with purging and embargo, over a time index.
+
+A fold is a training window that ends strictly before its test period, with a
+validation tail (for early stopping and thresholds) cut from the end of the
+training window. Two rules keep every label out of the future:
+
+* **label rule** (always on): a kept sample at position ``i`` has its label
+  horizon end before the boundary, ``i + horizon + embargo < p`` for a bar
+  count embargo, ``index[i + horizon] < index[p] - embargo`` for a duration;
+* **purge**: the last ``purge`` of history before the boundary is dropped as
+  well (bars: ``i < p - purge``; duration: ``index[i] < index[p] - purge``).
+  It defaults to the horizon in bars, so by default it coincides with the
+  label rule; a longer purge adds room for labels of uncertain length.
+
+Both rules apply at the test start and, again, at the start of the
+validation tail, so no training label reaches into validation either.
+
+Window lengths are bar counts (int), durations (``"120D"``, ``"12h"``,
+``pd.Timedelta``) or calendar months (``"4mo"``). Test periods never overlap:
+each ends where the next fold's begins; with ``step == test`` (the default)
+they tile the whole range after the first training window.
+
+Folds depend only on the index up to their test start, never on later bars,
+so the same schedule can be followed online bar by bar (see ``online.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlstrat.errors import ConfigError, DataError
+
+Span = int | str | pd.Timedelta | pd.DateOffset
+_MONTHS = re.compile(r"^\s*(\d+)\s*(mo|mon|month|months)\s*$", re.IGNORECASE)
+
+
+def parse_span(value: Any, name: str) -> int | pd.Timedelta | pd.DateOffset:
+    """A window length as bars (int), a Timedelta, or a calendar-month DateOffset."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not a length", fix="give bars (int) or '120D'")
+    if isinstance(value, (int, np.integer)):
+        if value < 0:
+            raise ConfigError(f"{name}={value} is negative", fix="give a length >= 0")
+        return int(value)
+    if isinstance(value, pd.DateOffset):
+        return value
+    if isinstance(value, pd.Timedelta):
+        td = value
+    elif isinstance(value, str):
+        months = _MONTHS.match(value)
+        if months:
+            return pd.DateOffset(months=int(months.group(1)))
+        if value.strip().lstrip("-").isdigit():
+            return parse_span(int(value), name)
+        try:
+            td = pd.Timedelta(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name}={value!r} is neither a bar count nor a duration",
+                fix="use an int (bars), a duration like '120D' or '12h', or months like '4mo'",
+            ) from exc
+    else:
+        raise ConfigError(f"{name}={value!r} has an unsupported type {type(value).__name__}")
+    if td < pd.Timedelta(0):
+        raise ConfigError(f"{name}={value!r} is negative", fix="give a length >= 0")
+    return td
+
+
+def _span_str(span: int | pd.Timedelta | pd.DateOffset) -> str | int:
+    if isinstance(span, int):
+        return span
+    if isinstance(span, pd.DateOffset):
+        return f"{span.months}mo"
+    return str(span)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold: integer positions into the index and their time bounds.
+
+    Ends are inclusive (the last bar's timestamp). ``validation`` may be empty,
+    in which case its bounds are None.
+    """
+
+    number: int
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    validation_start: pd.Timestamp | None
+    validation_end: pd.Timestamp | None
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp
+
+    @property
+    def fit_rows(self) -> np.ndarray:
+        """Every position the fold may learn from (train then validation)."""
+        return np.concatenate([self.train, self.validation])
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(ts: pd.Timestamp | None) -> str | None:
+            return None if ts is None else ts.isoformat()
+
+        return {
+            "fold": self.number,
+            "train_start": iso(self.train_start),
+            "train_end": iso(self.train_end),
+            "validation_start": iso(self.validation_start),
+            "validation_end": iso(self.validation_end),
+            "test_start": iso(self.test_start),
+            "test_end": iso(self.test_end),
+            "n_train": int(len(self.train)),
+            "n_validation": int(len(self.validation)),
+            "n_test": int(len(self.test)),
+        }
+
+
+def _as_index(index: Any) -> pd.DatetimeIndex:
+    if isinstance(index, pd.DataFrame | pd.Series):
+        index = index.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"walk-forward needs a DatetimeIndex, got {type(index).__name__}",
+            fix="pass the feature frame or its timestamp index",
+        )
+    if not index.is_monotonic_increasing or not index.is_unique:
+        bad = int(np.argmax(np.diff(index.asi8) <= 0)) + 1 if len(index) > 1 else 0
+        raise DataError(
+            "timestamps must be strictly increasing and unique",
+            row=bad,
+            timestamp=index[bad] if len(index) else None,
+            fix="sort the bars and drop duplicates (load_bars(..., on_duplicate='keep_last'))",
+        )
+    return index
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """Rolling (or expanding) walk-forward schedule with purge, embargo and validation tail.
+
+    train: training window length (bars or duration); also the history needed
+        before the first test period unless ``min_train`` is given.
+    test: test period length. step: distance between test starts (default
+        ``test``); ``step < test`` is refused since test periods would overlap.
+    purge: history dropped before each boundary (default: ``horizon`` bars).
+    embargo: extra gap between the last label's end and the boundary.
+    expanding: train from the first bar instead of a rolling window.
+    min_train: history before the first test period (default ``train``); with
+        a rolling window shorter than ``train`` the early folds grow until full.
+    validation: tail of each training window held out (fraction in [0, 1),
+        bars, or duration). horizon: label horizon in bars (``direction_3`` → 3).
+    """
+
+    train: Span = "120D"
+    test: Span = "60D"
+    step: Span | None = None
+    purge: Span | None = None
+    embargo: Span = "0h"
+    expanding: bool = False
+    min_train: Span | None = None
+    validation: float | Span = 0.2
+    horizon: int = 1
+    _spans: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
+            raise ConfigError(
+                f"horizon={self.horizon!r} must be an int >= 1 (label horizon in bars)"
+            )
+        spans = {
+            "train": parse_span(self.train, "train"),
+            "test": parse_span(self.test, "test"),
+            "embargo": parse_span(self.embargo, "embargo"),
+        }
+        spans["step"] = spans["test"] if self.step is None else parse_span(self.step, "step")
+        spans["purge"] = (
+            int(self.horizon) if self.purge is None else parse_span(self.purge, "purge")
+        )
+        spans["min_train"] = (
+            spans["train"] if self.min_train is None else parse_span(self.min_train, "min_train")
+        )
+        if isinstance(self.validation, float):
+            if not 0.0 <= self.validation < 1.0:
+                raise ConfigError(
+                    f"validation={self.validation} must be a fraction in [0, 1)",
+                    fix="e.g. validation=0.2 holds out the last 20% of each training window",
+                )
+            spans["validation"] = float(self.validation)
+        else:
+            spans["validation"] = parse_span(self.validation, "validation")
+        for name in ("train", "test", "step"):
+            if _is_zero(spans[name]):
+                raise ConfigError(f"{name} must be longer than zero")
+        step, test = spans["step"], spans["test"]
+        if type(step) is type(test) and not isinstance(step, pd.DateOffset) and step < test:
+            raise ConfigError(
+                f"step={_span_str(step)} is shorter than test={_span_str(test)}: "
+                "test periods would overlap",
+                fix="use step >= test (step defaults to test)",
+            )
+        object.__setattr__(self, "_spans", spans)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready parameters (resolved defaults included)."""
+        s = self._spans
+        return {
+            "train": _span_str(s["train"]),
+            "test": _span_str(s["test"]),
+            "step": _span_str(s["step"]),
+            "purge": _span_str(s["purge"]),
+            "embargo": _span_str(s["embargo"]),
+            "expanding": self.expanding,
+            "min_train": _span_str(s["min_train"]),
+            "validation": s["validation"]
+            if isinstance(s["validation"], float)
+            else _span_str(s["validation"]),
+            "horizon": int(self.horizon),
+        }
+
+    # -- schedule ---------------------------------------------------------
+    def test_starts(self, index: pd.DatetimeIndex) -> np.ndarray:
+        """Positions where test periods begin (each uses the index up to itself only)."""
+        index = _as_index(index)
+        n = len(index)
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        s = self._spans
+        first = s["min_train"]
+        p0 = first if isinstance(first, int) else _first_at_or_after(index, index[0] + first)
+        if p0 >= n:
+            return np.empty(0, dtype=np.int64)
+        step = s["step"]
+        if isinstance(step, int):
+            return np.arange(p0, n, step, dtype=np.int64)
+        starts = [p0]
+        t0 = index[p0]
+        k = 1
+        while True:
+            nominal = t0 + step * k
+            if nominal > index[-1]:
+                break
+            p = _first_at_or_after(index, nominal)
+            if p > starts[-1]:
+                starts.append(p)
+            k += 1
+        return np.asarray(starts, dtype=np.int64)
+
+    def folds(self, index: Any) -> Iterator[Fold]:
+        """Yield the folds over `index` (a DatetimeIndex or a frame indexed by one)."""
+        index = _as_index(index)
+        n = len(index)
+        starts = self.test_starts(index)
+        for k, p in enumerate(starts):
+            nxt = int(starts[k + 1]) if k + 1 < len(starts) else n
+            end = min(self._test_end(index, int(p)), nxt)
+            yield self.fold_at(index, int(p), number=k, test_stop=end)
+
+    def split(self, index: Any) -> list[Fold]:
+        return list(self.folds(index))
+
+    def fold_at(
+        self, index: pd.DatetimeIndex, p: int, *, number: int, test_stop: int | None = None
+    ) -> Fold:
+        """The fold whose test period starts at position `p`; reads `index[: p + 1]` only
+        (plus ``index[:test_stop]`` for the test bounds when given)."""
+        s = self._spans
+        start = 0 if self.expanding else self._window_start(index, p, s["train"])
+        last = self._last_allowed(index, p)
+        if last < start:
+            raise ConfigError(
+                f"fold {number}: no training rows left before test start {index[p]} "
+                "after purge/embargo",
+                fix="lengthen train or shorten purge/embargo",
+            )
+        v0 = self._validation_start(index, start, last)
+        if v0 <= last:
+            train_last = self._last_allowed(index, v0)
+            validation = np.arange(v0, last + 1, dtype=np.int64)
+        else:
+            train_last = last
+            validation = np.empty(0, dtype=np.int64)
+        if train_last < start:
+            raise ConfigError(
+                f"fold {number}: training window before {index[p]} is too short to hold "
+                "a validation tail and a purged training part",
+                fix="lengthen train, or shorten validation/purge/embargo",
+            )
+        train = np.arange(start, train_last + 1, dtype=np.int64)
+        stop = p + 1 if test_stop is None else test_stop
+        test = np.arange(p, stop, dtype=np.int64)
+        return Fold(
+            number=number,
+            train=train,
+            validation=validation,
+            test=test,
+            train_start=index[train[0]],
+            train_end=index[train[-1]],
+            validation_start=index[validation[0]] if len(validation) else None,
+            validation_end=index[validation[-1]] if len(validation) else None,
+            test_start=index[p],
+            test_end=index[test[-1]],
+        )
+
+    # -- helpers ----------------------------------------------------------
+    def _test_end(self, index: pd.DatetimeIndex, p: int) -> int:
+        test = self._spans["test"]
+        if isinstance(test, int):
+            return min(p + test, len(index))
+        return _first_at_or_after(index, index[p] + test)
+
+    @staticmethod
+    def _window_start(index: pd.DatetimeIndex, p: int, span: Any) -> int:
+        if isinstance(span, int):
+            return max(0, p - span)
+        return _first_at_or_after(index, index[p] - span)
+
+    def _last_allowed(self, index: pd.DatetimeIndex, p: int) -> int:
+        """Last position whose sample and label may be used for a boundary at `p`."""
+        s = self._spans
+        h = int(self.horizon)
+        embargo, purge = s["embargo"], s["purge"]
+        if isinstance(embargo, int):
+            last = p - 1 - h - embargo
+        else:
+            # index[i + h] < index[p] - embargo  <=>  i + h < first position >= that time
+            last = _first_at_or_after(index, index[p] - embargo) - 1 - h
+            last = min(last, p - 1 - h)
+        if isinstance(purge, int):
+            last = min(last, p - 1 - purge)
+        else:
+            last = min(last, _first_at_or_after(index, index[p] - purge) - 1)
+        return last
+
+    def _validation_start(self, index: pd.DatetimeIndex, start: int, last: int) -> int:
+        v = self._spans["validation"]
+        size = last - start + 1
+        if isinstance(v, float):
+            return last + 1 - int(round(v * size))
+        if isinstance(v, int):
+            return max(start, last + 1 - v)
+        return max(start, _first_after(index, index[last] - v))
+
+
+def _is_zero(span: Any) -> bool:
+    if isinstance(span, int):
+        return span == 0
+    if isinstance(span, pd.DateOffset):
+        anchor = pd.Timestamp("2000-01-01", tz="UTC")
+        return anchor + span <= anchor
+    return span <= pd.Timedelta(0)
+
+
+def _first_at_or_after(index: pd.DatetimeIndex, ts: pd.Timestamp) -> int:
+    return int(index.searchsorted(ts, side="left"))
+
+
+def _first_after(index: pd.DatetimeIndex, ts: pd.Timestamp) -> int:
+    return int(index.searchsorted(ts, side="right"))
