@@ -22,10 +22,17 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_predictors(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.predictors.cli import add_parser
+
+    add_parser(sub)
+
+
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_features,
+    _add_predictors,
 ]
 
 
