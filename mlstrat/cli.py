@@ -16,6 +16,12 @@ from mlstrat.errors import MlstratError
 Handler = Callable[[argparse.Namespace], int | None]
 
 
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.data.cli import add_parser
+
+    add_parser(sub)
+
+
 def _add_features(sub: argparse._SubParsersAction) -> None:
     from mlstrat.features.cli import add_parser
 
@@ -31,6 +37,7 @@ def _add_predictors(sub: argparse._SubParsersAction) -> None:
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_data,
     _add_features,
     _add_predictors,
 ]
