@@ -161,7 +161,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `train` and `models` (with `models inspect`)."""
+    """Register `train` and `models` (with `models inspect` and `models upgrade`)."""
+    from mlstrat.predictors.upgrade_cli import add_parser as add_upgrade_parser
+
     train = sub.add_parser(
         "train",
         help="fit one predictor on a feature feed and save its model directory",
@@ -194,3 +196,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("dir", help="model directory")
     inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     inspect.set_defaults(func=_inspect)
+    add_upgrade_parser(models_sub)

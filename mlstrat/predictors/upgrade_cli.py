@@ -1,0 +1,88 @@
+"""`mlstrat models upgrade OLD --out DIR`: convert an older Keras model to a model directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mlstrat.errors import SchemaError
+
+
+def _names(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        names = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SchemaError(
+            f"cannot read feature names ({exc})", file=path, fix="check the file"
+        ) from exc
+    if isinstance(names, dict):
+        names = names.get("feature_names")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise SchemaError(
+            "feature names must be a JSON list of strings (or {'feature_names': [...]})",
+            file=path,
+            fix="write the names the model was trained with, in training order",
+        )
+    return names
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from mlstrat.predictors.upgrade import (
+        read_pickled_scaler,
+        read_scaler_json,
+        upgrade_legacy_model,
+    )
+
+    scaler = None
+    if args.scaler_json:
+        scaler = read_scaler_json(args.scaler_json)
+    elif args.scaler_pickle:
+        scaler = read_pickled_scaler(args.scaler_pickle, trust_pickle=args.trust_pickle)
+    architecture = None
+    if args.architecture:
+        architecture = (args.architecture, json.loads(args.architecture_params or "{}"))
+    report = upgrade_legacy_model(
+        args.old,
+        args.out,
+        feature_names=_names(args.features),
+        scaler=scaler,
+        architecture=architecture,
+        output=args.output,
+    )
+    print(
+        f"upgraded {report.source} -> {report.out} (strategy {report.strategy}, "
+        f"{len(report.patches)} patches, max |diff| {report.max_abs_diff:.2e} on "
+        f"{report.n_checked} random inputs)"
+    )
+    for patch in report.patches:
+        print(f"  - {patch}")
+    return 0
+
+
+def add_parser(models_sub: argparse._SubParsersAction) -> None:
+    """Register `models upgrade` under the `models` command."""
+    p = models_sub.add_parser("upgrade", help="convert an older Keras model to a model directory")
+    p.add_argument("old", help="legacy .h5 / .keras file or SavedModel directory")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--features", help="JSON list of the model's feature names, in order")
+    p.add_argument(
+        "--scaler-json", help="scaler parameters as JSON (mlstrat or scikit-learn names)"
+    )
+    p.add_argument(
+        "--scaler-pickle", help="legacy pickled scikit-learn scaler (needs --trust-pickle)"
+    )
+    p.add_argument("--trust-pickle", action="store_true", help="allow reading --scaler-pickle")
+    p.add_argument(
+        "--architecture", help="registered builder for a weights-only load, e.g. seed000"
+    )
+    p.add_argument("--architecture-params", help="JSON object of builder parameters")
+    p.add_argument(
+        "--output",
+        default="auto",
+        choices=["auto", "proba_up", "three_class", "return"],
+        help="what the model's output means",
+    )
+    p.set_defaults(func=_upgrade)
