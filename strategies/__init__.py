@@ -1,0 +1,1 @@
+"""Example strategies to copy and subclass (importable as `strategies.<module>`)."""
