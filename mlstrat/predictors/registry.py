@@ -56,6 +56,12 @@ def register_predictor(name: str) -> Callable[[P], P]:
     def decorate(cls: P) -> P:
         if not (isinstance(cls, type) and issubclass(cls, Predictor)):
             raise TypeError(f"{cls!r} is not a Predictor subclass")
+        builtin_module = BUILTIN_MODULES.get(name)
+        if builtin_module is not None and cls.__module__ != builtin_module:
+            raise ValueError(
+                f"predictor name {name!r} is reserved for the built-in in {builtin_module}; "
+                f"cannot register {_qualname(cls)}"
+            )
         existing = _REGISTRY.get(name)
         if existing is not None and _qualname(existing) != _qualname(cls):
             raise ValueError(
