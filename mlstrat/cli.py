@@ -34,12 +34,19 @@ def _add_predictors(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_backtest(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.backtest_cli import add_parser
+
+    add_parser(sub)
+
+
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
     _add_features,
     _add_predictors,
+    _add_backtest,
 ]
 
 

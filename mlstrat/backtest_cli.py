@@ -1,0 +1,197 @@
+"""`mlstrat backtest`: feature feed(s) + prediction feed(s) + a strategy class → saved BacktestResult."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mlstrat.errors import ConfigError, DataError
+
+DEFAULT_STRATEGY = "mlstrat.strategy:MLStrategy"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `mlstrat backtest` on the top-level subparsers."""
+    p = sub.add_parser(
+        "backtest",
+        help="backtest a strategy on feature feeds with walk-forward predictions",
+        description=(
+            "Run a strategy class over one feature feed per symbol, with predictions joined "
+            "as feed lines, and save the result (equity, trades, per-bar records) to --out. "
+            "Orders made at a bar's close fill at the next bar's open unless --fill close."
+        ),
+    )
+    p.add_argument(
+        "--feed",
+        action="append",
+        required=True,
+        metavar="FEED",
+        help="feature-feed Parquet file; repeat for several symbols",
+    )
+    p.add_argument(
+        "--predictions",
+        action="append",
+        metavar="PRED",
+        help="prediction-feed Parquet file, one per --feed in the same order",
+    )
+    p.add_argument(
+        "--symbol",
+        action="append",
+        metavar="SYM",
+        help="symbol name per --feed (default: the feed's symbol metadata, else the file stem)",
+    )
+    p.add_argument(
+        "--columns",
+        metavar="COL,COL",
+        help="feed columns to load as lines (default: all features and predictions)",
+    )
+    p.add_argument("--start", help="first timestamp (UTC), e.g. 2025-01-01")
+    p.add_argument("--end", help="last timestamp (UTC)")
+    p.add_argument(
+        "--strategy",
+        default=DEFAULT_STRATEGY,
+        metavar="FILE.py:Class",
+        help=f"strategy class, FILE.py:Class or module:Class (default: {DEFAULT_STRATEGY})",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy parameter (YAML value), repeatable: --param allow_short=true",
+    )
+    p.add_argument(
+        "--sizer",
+        choices=("tiered", "afml", "fixed"),
+        help="TieredConfidenceSizer method (default: the strategy's default sizer)",
+    )
+    p.add_argument(
+        "--sizer-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="sizer parameter (YAML value), repeatable: --sizer-param max_position=0.5",
+    )
+    p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
+    p.add_argument(
+        "--commission",
+        type=float,
+        default=0.001,
+        help="commission fraction per trade value (default 0.001 = 0.1%%)",
+    )
+    p.add_argument("--fixed-commission", type=float, default=0.0, help="fixed commission per order")
+    p.add_argument("--slippage", type=float, default=0.0, help="slippage fraction (default 0)")
+    p.add_argument(
+        "--fill",
+        choices=("next_open", "close"),
+        default="next_open",
+        help="fill timing: next bar's open (default) or the same bar's close (optimistic)",
+    )
+    p.add_argument(
+        "--cheat-on-open",
+        action="store_true",
+        help="size with the fill bar's open price (fills stay at the next open)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="result directory, e.g. reports/RUN")
+    p.set_defaults(func=backtest_command)
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """KEY=VALUE strings → dict with YAML-typed values (numbers, booleans, null, lists)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {item!r} is not KEY=VALUE", fix="e.g. allow_short=true")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{what} {item!r}: value is not valid YAML ({exc})") from None
+    return out
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    from mlstrat.backtest import load_strategy, run_backtest
+    from mlstrat.feed import FeatureFeed
+
+    feeds_paths = [Path(f) for f in args.feed]
+    preds = args.predictions or []
+    if preds and len(preds) != len(feeds_paths):
+        raise ConfigError(
+            f"{len(feeds_paths)} --feed but {len(preds)} --predictions",
+            fix="give one --predictions per --feed, in the same order",
+        )
+    symbols = args.symbol or []
+    if symbols and len(symbols) != len(feeds_paths):
+        raise ConfigError(
+            f"{len(feeds_paths)} --feed but {len(symbols)} --symbol", fix="one --symbol per --feed"
+        )
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    strategy_cls = load_strategy(args.strategy)
+    strategy_params = parse_assignments(args.param, "--param")
+    sizer_params = parse_assignments(args.sizer_param, "--sizer-param")
+    if args.sizer:
+        sizer_params["method"] = args.sizer
+
+    feeds: dict[str, Any] = {}
+    folds: list[dict] = []
+    for i, path in enumerate(feeds_paths):
+        pred = preds[i] if preds else None
+        feed = FeatureFeed.from_parquet(
+            path, columns=columns, start=args.start, end=args.end, predictions=pred
+        )
+        name = symbols[i] if symbols else (getattr(feed, "_name", "") or feed.p.name or path.stem)
+        feeds[str(name)] = feed
+        if pred is not None:
+            folds += _folds_beside(Path(pred), str(name))
+
+    result = run_backtest(
+        feeds,
+        strategy_cls,
+        strategy_params,
+        sizer_params=sizer_params,
+        cash=args.cash,
+        commission=args.commission,
+        fixed_commission=args.fixed_commission,
+        slippage=args.slippage,
+        fill=args.fill,
+        cheat_on_open=args.cheat_on_open,
+        folds=folds,
+        config={
+            "command": "backtest",
+            "feeds": [str(p) for p in feeds_paths],
+            "predictions": [str(p) for p in preds],
+            "strategy_spec": args.strategy,
+        },
+    )
+    out = result.save(args.out)
+    start, end = float(result.equity.iloc[0]), float(result.equity.iloc[-1])
+    print(
+        f"{', '.join(result.symbols)}: {len(result.equity)} bars, {len(result.trades)} closed trades, "
+        f"final value {end:,.2f} ({(end / args.cash - 1) * 100:+.2f}% on {args.cash:,.2f} cash; "
+        f"first bar {start:,.2f})"
+    )
+    print(f"saved {out}")
+    return 0
+
+
+def _folds_beside(predictions: Path, symbol: str) -> list[dict]:
+    """Per-fold metrics from a walk-forward run's folds.json next to its predictions, if any."""
+    path = predictions.parent / "folds.json"
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"unreadable folds.json ({exc})", file=path, fix="rerun walk-forward"
+        ) from None
+    if not isinstance(records, list):
+        raise DataError(
+            "folds.json is not a list of fold records", file=path, fix="rerun walk-forward"
+        )
+    return [{"symbol": symbol, **r} if isinstance(r, dict) else r for r in records]

@@ -1,0 +1,845 @@
+"""MLStrategy: a backtrader Strategy that trades model predictions riding along as feed lines.
+
+A user strategy is a subclass that overrides a hook or two:
+
+    class LongOnlyConfident(MLStrategy):
+        params = (("long_threshold", 0.7),)
+
+        def entry_signal(self, data, pred):
+            return 1 if pred.signal > 0 and pred.confidence >= 0.7 else 0
+
+Each bar, for every data feed that carries a ``signal`` line (one feed per
+symbol; any number of them in one Cerebro), MLStrategy reads the prediction
+(`pred(data)` → `Pred`), calls `on_prediction`, then asks `exit_signal` (when
+in a position) or `entry_signal` (when flat) and places orders sized by the
+strategy's sizer. Orders placed at bar t's close fill at bar t+1's open
+(see `mlstrat.broker` for the other fill timings). NaN predictions never
+trade.
+
+Exits: a signal flip (``exit_on_flip``), ``max_hold_bars``, and
+``stop_loss`` / ``take_profit`` / ``trail_percent`` as backtrader bracket
+orders whose prices are fractions away from the reference price (the close
+the decision was made on). Bracket exits are live from the bar after the
+entry fill (backtrader activates bracket children once the parent has filled).
+``cooldown_bars`` bar closes after an exit fill pass before the next entry.
+
+Online retraining: with ``predictor_factory`` set, the strategy refits a
+predictor on the bars seen so far (`should_retrain` / `retrain` /
+`on_retrain`) and writes its predictions into the feed's prediction lines,
+so everything downstream (sizer, recorder, report) is the same as with
+precomputed predictions.
+
+Analyzers for the report: `PredictionRecorder` (per bar per symbol:
+prediction, tier, position), `TradeLog` (closed trades with tier and exit
+reason) and `EquityRecorder` (value and cash per bar). They work with any
+strategy; MLStrategy adds tier and exit-reason tags.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from mlstrat.errors import ConfigError
+from mlstrat.sizing import TierTable, symbol_of
+
+NAN = math.nan
+_EPS = 1e-12
+_FINAL = frozenset(
+    (
+        bt.Order.Completed,
+        bt.Order.Canceled,
+        bt.Order.Expired,
+        bt.Order.Margin,
+        bt.Order.Rejected,
+    )
+)
+# Days from backtrader's float day numbers (0001-01-01 is day 1) to 1970-01-01.
+_EPOCH_DAYS = 719163.0
+
+
+@dataclass(slots=True)
+class Pred:
+    """The prediction of one bar for one data feed.
+
+    signal: +1 / −1 / 0 (NaN before the model's warm-up); confidence: probability
+    of the predicted side; proba: P(up) (NaN when the feed has no probabilities);
+    tier: confidence tier name ("" below the lowest tier).
+    """
+
+    signal: float
+    confidence: float
+    proba: float
+    tier: str
+    expected_return: float = NAN
+    volatility: float = NAN
+
+    @property
+    def valid(self) -> bool:
+        """True when signal and confidence are both numbers."""
+        return self.signal == self.signal and self.confidence == self.confidence
+
+
+class _Slot:
+    """Per-data state: cached line objects and position bookkeeping."""
+
+    __slots__ = (
+        "data",
+        "symbol",
+        "signal",
+        "confidence",
+        "proba",
+        "proba_hold",
+        "expected_return",
+        "volatility",
+        "threshold_long",
+        "threshold_short",
+        "fold",
+        "tier_steps",
+        "thr_mult",
+        "last_len",
+        "entry_bar",
+        "exit_bar",
+        "pending",
+        "children",
+        "open_tier",
+        "closed_tier",
+        "closed_reason",
+    )
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.symbol = symbol_of(data)
+        self.tier_steps: tuple[tuple[float, str], ...] = ()
+        self.thr_mult = 1.0
+        self.last_len = 0
+        self.entry_bar = -1
+        self.exit_bar = -(10**9)
+        self.pending: set[int] = set()
+        self.children: tuple = ()
+        self.open_tier = ""
+        self.closed_tier = ""
+        self.closed_reason = ""
+
+
+def _line(data: Any, name: str | None) -> Any:
+    return getattr(data.lines, name, None) if name else None
+
+
+class MLStrategy(bt.Strategy):
+    """Trades predictions carried by data feed lines; subclass and override the hooks."""
+
+    params = (
+        # names of the prediction lines on each data feed
+        ("signal_line", "signal"),
+        ("confidence_line", "confidence"),
+        ("proba_line", "proba_up"),
+        ("expected_return_line", "expected_return"),
+        ("volatility_line", "volatility"),
+        ("threshold_long_line", "threshold_long"),
+        ("threshold_short_line", "threshold_short"),
+        ("fold_line", "fold"),
+        # entries
+        ("long_threshold", 0.60),
+        ("short_threshold", 0.60),
+        ("use_feed_thresholds", True),
+        ("allow_short", False),
+        # exits
+        ("exit_on_flip", True),
+        ("max_hold_bars", None),
+        ("stop_loss", None),
+        ("take_profit", None),
+        ("trail_percent", None),
+        ("cooldown_bars", 0),
+        # confidence tiers for Pred.tier; None: the sizer's table, else seed 003's defaults
+        ("tiers", None),
+        # online retraining (see should_retrain / retrain / on_retrain)
+        ("predictor_factory", None),
+        ("retrain_every", None),
+        ("train_window", None),
+        ("feature_lines", None),
+        ("target_line", None),
+        ("target_horizon", 1),
+    )
+
+    def __init__(self) -> None:
+        p = self.p
+        self._check_params()
+        self._ago = 0
+        self._table: TierTable | None = None
+        self._slots: dict[Any, _Slot] = {}
+        self._ml_orders: dict[int, tuple[_Slot, str]] = {}
+        for data in self.datas:
+            signal = _line(data, p.signal_line)
+            if signal is None:
+                continue  # e.g. an index or reference feed without predictions
+            slot = _Slot(data)
+            slot.signal = signal
+            slot.confidence = _line(data, p.confidence_line)
+            slot.proba = _line(data, p.proba_line)
+            slot.proba_hold = None
+            if slot.proba is None and _line(data, "proba_buy") is not None:
+                slot.proba = _line(data, "proba_buy")  # three-class: P(up) = P(buy) + P(hold)/2
+                slot.proba_hold = _line(data, "proba_hold")
+            slot.expected_return = _line(data, p.expected_return_line)
+            slot.volatility = _line(data, p.volatility_line)
+            slot.threshold_long = _line(data, p.threshold_long_line)
+            slot.threshold_short = _line(data, p.threshold_short_line)
+            slot.fold = _line(data, p.fold_line)
+            self._slots[data] = slot
+        if not self._slots:
+            names = list(self.datas[0].lines.getlinealiases()) if self.datas else []
+            raise ConfigError(
+                f"no data feed has a prediction line named {p.signal_line!r}",
+                column=p.signal_line,
+                fix=f"join predictions onto the feed or set signal_line to one of {names}",
+            )
+        for slot in self._slots.values():
+            if slot.confidence is None:
+                raise ConfigError(
+                    f"feed {slot.symbol or '?'} has a signal line but no {p.confidence_line!r} line",
+                    column=p.confidence_line,
+                    fix="add a confidence column to the predictions or set confidence_line",
+                )
+        self._slot_list = tuple(self._slots.values())
+        self._coo = False
+        self._bracket = bool(p.stop_loss or p.take_profit or p.trail_percent)
+        # online retraining state
+        self.model: Any = None
+        self.fold: int = -1
+        self.retrain_log: list[dict[str, Any]] = []
+        self._online = p.predictor_factory is not None
+        self._last_retrain_bar = -(10**9)
+        self._online_len = 0
+        if self._online:
+            self._check_online()
+
+    def _check_params(self) -> None:
+        p = self.p
+        for name in ("stop_loss", "take_profit", "trail_percent"):
+            value = getattr(p, name)
+            if value is not None and not (0 < value < 1):
+                raise ConfigError(
+                    f"{name}={value!r} must be a fraction in (0, 1)",
+                    column=name,
+                    fix="e.g. 0.02 for 2 % away from the entry reference price",
+                )
+        if p.stop_loss and p.trail_percent:
+            raise ConfigError(
+                "stop_loss and trail_percent both set",
+                column="trail_percent",
+                fix="choose a fixed stop or a trailing stop",
+            )
+        if p.max_hold_bars is not None and int(p.max_hold_bars) < 1:
+            raise ConfigError(
+                f"max_hold_bars={p.max_hold_bars!r} must be ≥ 1", column="max_hold_bars"
+            )
+        if int(p.cooldown_bars) < 0:
+            raise ConfigError(
+                f"cooldown_bars={p.cooldown_bars!r} must be ≥ 0", column="cooldown_bars"
+            )
+
+    # ------------------------------------------------------------------ setup
+
+    @property
+    def tier_table(self) -> TierTable:
+        """Tiers used for Pred.tier: the ``tiers`` param, else the sizer's, else the defaults."""
+        if self._table is None:
+            table = self.p.tiers
+            if table is None:
+                table = getattr(getattr(self, "_sizer", None), "table", None)
+            if table is None:
+                table = TierTable()
+            elif not isinstance(table, TierTable):
+                table = TierTable(table)
+            self._table = table
+            for slot in self._slot_list:
+                slot.thr_mult = table.multipliers_for(slot.symbol)[0]
+                slot.tier_steps = tuple(
+                    (t.confidence * slot.thr_mult - _EPS, t.name) for t in table.tiers
+                )
+        return self._table
+
+    def start(self) -> None:
+        self.tier_table  # noqa: B018 - resolve tiers once the sizer is attached
+        self._coo = bool(getattr(self.cerebro.p, "cheat_on_open", False))
+
+    # ------------------------------------------------------------------ prediction access
+
+    def pred(self, data: Any = None, ago: int = 0) -> Pred:
+        """The prediction for ``data`` at ``ago`` bars back (0: the bar being decided on)."""
+        slot = self._slots[data if data is not None else self.datas[0]]
+        if not slot.tier_steps:
+            self.tier_table  # noqa: B018
+        a = self._ago + ago
+        conf = slot.confidence[a]
+        tier = ""
+        for threshold, name in slot.tier_steps:
+            if conf >= threshold:
+                tier = name
+            else:
+                break
+        proba = slot.proba
+        if proba is not None:
+            proba = proba[a] + 0.5 * slot.proba_hold[a] if slot.proba_hold is not None else proba[a]
+        else:
+            proba = NAN
+        er = slot.expected_return
+        vol = slot.volatility
+        return Pred(
+            slot.signal[a],
+            conf,
+            proba,
+            tier,
+            NAN if er is None else er[a],
+            NAN if vol is None else vol[a],
+        )
+
+    def thresholds(self, data: Any) -> tuple[float, float]:
+        """(long, short) confidence thresholds in force for ``data`` at the decision bar.
+
+        Per-fold thresholds from the feed's threshold lines when present and
+        finite (already symbol-specific); otherwise the fixed params times the
+        symbol's threshold multiplier.
+        """
+        slot = self._slots[data]
+        long = short = NAN
+        if self.p.use_feed_thresholds:
+            if slot.threshold_long is not None:
+                long = slot.threshold_long[self._ago]
+            if slot.threshold_short is not None:
+                short = slot.threshold_short[self._ago]
+        if long != long:
+            long = self.p.long_threshold * slot.thr_mult
+        if short != short:
+            short = self.p.short_threshold * slot.thr_mult
+        return long, short
+
+    def reference_price(self, data: Any) -> float:
+        """Price sizes and bracket levels are computed from: the close, or the open with cheat-on-open."""
+        return data.open[0] if self._coo else data.close[0]
+
+    def current_fold(self, data: Any = None) -> float:
+        slot = self._slots[data if data is not None else self.datas[0]]
+        return NAN if slot.fold is None else slot.fold[self._ago]
+
+    # ------------------------------------------------------------------ hooks to override
+
+    def on_prediction(self, data: Any, pred: Pred) -> None:
+        """Called every bar for every traded feed before any decision; default: nothing."""
+
+    def entry_signal(self, data: Any, pred: Pred) -> int:
+        """+1 to go long, −1 to go short, 0 to stay flat (called only when flat)."""
+        conf = pred.confidence
+        if not conf >= 0.0:  # NaN
+            return 0
+        signal = pred.signal
+        if signal > 0:
+            return 1 if conf >= self.thresholds(data)[0] - _EPS else 0
+        if signal < 0 and self.p.allow_short:
+            return -1 if conf >= self.thresholds(data)[1] - _EPS else 0
+        return 0
+
+    def exit_signal(self, data: Any, pred: Pred, position: bt.Position) -> str | bool | None:
+        """A reason string (or True) to close the position now; default: the signal flipped."""
+        if not self.p.exit_on_flip:
+            return None
+        signal = pred.signal
+        if (position.size > 0 and signal < 0) or (position.size < 0 and signal > 0):
+            return "signal_flip"
+        return None
+
+    # ------------------------------------------------------------------ the bar loop
+
+    def prenext(self) -> None:
+        # Feeds with different start dates: trade those that have bars already.
+        self.next()
+
+    def next(self) -> None:
+        if self._online:
+            self._online_step()
+        if self._coo:
+            return
+        for slot in self._slot_list:
+            n = len(slot.data)
+            if n != slot.last_len:  # a new bar for this feed
+                slot.last_len = n
+                self._decide(slot, n)
+
+    def prenext_open(self) -> None:
+        self.next_open()
+
+    def next_open(self) -> None:
+        if not self._coo:
+            return
+        self._ago = -1  # decide on the bar that just closed, at this bar's open
+        try:
+            for slot in self._slot_list:
+                n = len(slot.data)
+                if n != slot.last_len and n >= 2:
+                    slot.last_len = n
+                    self._decide(slot, n - 1)
+        finally:
+            self._ago = 0
+
+    def _decide(self, slot: _Slot, bar: int) -> None:
+        data = slot.data
+        pred = self.pred(data)
+        self.on_prediction(data, pred)
+        if slot.pending:
+            return
+        position = self.getposition(data)
+        if position.size:
+            p = self.p
+            reason: Any = None
+            if p.max_hold_bars and bar - slot.entry_bar + 1 >= p.max_hold_bars:
+                reason = "max_hold"
+            else:
+                reason = self.exit_signal(data, pred, position)
+            if not reason:
+                return
+            held = position.size
+            self.exit(data, "exit_signal" if reason is True else str(reason))
+            if p.cooldown_bars == 0 and pred.valid:
+                side = self.entry_signal(data, pred)
+                if side * held < 0:  # reversal into the opposite side
+                    self.enter(data, side, pred)
+            return
+        if bar - slot.exit_bar <= self.p.cooldown_bars and self.p.cooldown_bars:
+            return
+        if not pred.valid:
+            return
+        side = self.entry_signal(data, pred)
+        if side:
+            self.enter(data, side, pred)
+
+    # ------------------------------------------------------------------ orders
+
+    def enter(self, data: Any, side: int, pred: Pred | None = None) -> bt.Order | None:
+        """Open a position of the sizer's size on ``side``; returns the main order (None: size 0)."""
+        slot = self._slots[data]
+        size = self.getsizing(data, isbuy=side > 0)
+        if not size > 0.0:
+            return None
+        pred = pred if pred is not None else self.pred(data)
+        p = self.p
+        if not self._bracket:
+            order = self.buy(data=data, size=size) if side > 0 else self.sell(data=data, size=size)
+            self._track(order, slot, "entry", pred.tier)
+            return order
+        ref = self.reference_price(data)
+        stop_kind = "trailing_stop" if p.trail_percent else "stop_loss"
+        kwargs: dict[str, Any] = {"data": data, "size": size, "exectype": bt.Order.Market}
+        if p.stop_loss:
+            kwargs["stopprice"] = ref * (1 - side * p.stop_loss)
+        elif p.trail_percent:
+            kwargs["stopexec"] = bt.Order.StopTrail
+            kwargs["stopargs"] = {"trailpercent": p.trail_percent}
+        else:
+            kwargs["stopexec"] = None
+        if p.take_profit:
+            kwargs["limitprice"] = ref * (1 + side * p.take_profit)
+        else:
+            kwargs["limitexec"] = None
+        main, stop, limit = (self.buy_bracket if side > 0 else self.sell_bracket)(**kwargs)
+        self._track(main, slot, "entry", pred.tier)
+        children = []
+        for order, kind in ((stop, stop_kind), (limit, "take_profit")):
+            if order is not None:
+                self._ml_orders[order.ref] = (slot, kind)
+                children.append(order)
+        slot.children = tuple(children)
+        return main
+
+    def exit(self, data: Any, reason: str = "exit_signal") -> bt.Order | None:
+        """Close the position in ``data`` at the next fill, cancelling live bracket exits."""
+        slot = self._slots[data]
+        for child in slot.children:
+            if child.alive():
+                self.cancel(child)
+        slot.children = ()
+        order = self.close(data=data)
+        if order is not None:
+            self._track(order, slot, reason, "")
+        return order
+
+    def _track(self, order: bt.Order | None, slot: _Slot, kind: str, tier: str) -> None:
+        if order is None:
+            return
+        self._ml_orders[order.ref] = (slot, kind)
+        slot.pending.add(order.ref)
+        if kind == "entry":
+            order.addinfo(mlstrat_tier=tier)
+
+    def _addnotification(self, order: bt.Order, quicknotify: bool = False) -> None:
+        # Bookkeeping here rather than in notify_order, so user subclasses that override
+        # notify_order (to log, say) cannot break position tracking by forgetting super().
+        info = self._ml_orders.get(order.ref)
+        if info is not None and order.status in _FINAL:
+            slot, kind = info
+            del self._ml_orders[order.ref]
+            slot.pending.discard(order.ref)
+            if order.status == bt.Order.Completed:
+                bar = len(slot.data)
+                if kind == "entry":
+                    slot.entry_bar = bar
+                    slot.open_tier = order.info.get("mlstrat_tier", "") or ""
+                else:
+                    slot.exit_bar = bar
+                    slot.closed_tier = slot.open_tier
+                    slot.closed_reason = kind
+                    if kind in ("stop_loss", "take_profit", "trailing_stop"):
+                        slot.children = ()
+        super()._addnotification(order, quicknotify=quicknotify)
+
+    def trade_tags(self, data: Any) -> tuple[str, str]:
+        """(tier at entry, exit reason) of the trade that just closed in ``data``."""
+        slot = self._slots.get(data)
+        if slot is None:
+            return "", ""
+        return slot.closed_tier, slot.closed_reason
+
+    # ------------------------------------------------------------------ online retraining
+
+    def _check_online(self) -> None:
+        p = self.p
+        if not callable(p.predictor_factory):
+            raise ConfigError(
+                "predictor_factory must be callable (fold number → unfitted Predictor)",
+                column="predictor_factory",
+            )
+        for name in ("retrain_every", "train_window"):
+            if getattr(p, name) is None or int(getattr(p, name)) < 1:
+                raise ConfigError(
+                    f"online retraining needs {name} ≥ 1 bars", column=name, fix=f"set {name}"
+                )
+        data = self.datas[0]
+        missing = [
+            n for n in (p.target_line, *(p.feature_lines or ())) if not n or _line(data, n) is None
+        ]
+        if not p.feature_lines or missing:
+            raise ConfigError(
+                f"online retraining needs feature_lines and target_line on the first feed; "
+                f"missing {missing or ['feature_lines']}",
+                column="feature_lines",
+                fix="name feed lines (feature and target columns) the predictor learns from",
+            )
+        if data not in self._slots:
+            raise ConfigError(
+                "online retraining writes predictions into the first feed's prediction lines, "
+                f"but it has no {p.signal_line!r} line",
+                column=p.signal_line,
+                fix="build the feed with NaN prediction columns (signal, confidence, proba_up)",
+            )
+
+    def _online_step(self) -> None:
+        data = self.datas[0]
+        n = len(data)
+        if n == self._online_len:  # no new bar on the feed the model follows
+            return
+        self._online_len = n
+        if self.should_retrain():
+            fold, model = self.retrain()
+            self._last_retrain_bar = len(data)
+            self.on_retrain(fold, model)
+        if self.model is not None:
+            self.write_prediction(data, self.predict_online(data))
+
+    def should_retrain(self) -> bool:
+        """Default schedule: every ``retrain_every`` bars once ``train_window`` labelled bars exist."""
+        labelled = len(self.datas[0]) - int(self.p.target_horizon)
+        if labelled < int(self.p.train_window):
+            return False
+        return len(self.datas[0]) - self._last_retrain_bar >= int(self.p.retrain_every)
+
+    def training_data(self) -> tuple[pd.DataFrame, pd.Series]:
+        """Features and labels of the last ``train_window`` bars whose label is already known.
+
+        The label of bar i needs bars up to i + ``target_horizon``, so at bar t
+        only bars ≤ t − horizon are used (purge).
+        """
+        p = self.p
+        data = self.datas[0]
+        horizon = int(p.target_horizon)
+        size = min(int(p.train_window), len(data) - horizon)
+        cols = {
+            name: np.asarray(_line(data, name).get(ago=-horizon, size=size), dtype=float)
+            for name in p.feature_lines
+        }
+        X = pd.DataFrame(cols)
+        y = pd.Series(
+            np.asarray(_line(data, p.target_line).get(ago=-horizon, size=size), dtype=float),
+            name=p.target_line,
+        )
+        known = y.notna().to_numpy()
+        return X[known].reset_index(drop=True), y[known].reset_index(drop=True)
+
+    def retrain(self) -> tuple[int, Any]:
+        """Fit a fresh predictor from ``predictor_factory(fold)`` on `training_data()`."""
+        fold = self.fold + 1
+        X, y = self.training_data()
+        model = self.p.predictor_factory(fold)
+        model.fit(X, y)
+        return fold, model
+
+    def on_retrain(self, fold: int, model: Any) -> None:
+        """Called after every retrain; default: make ``model`` the current one and log it."""
+        self.model = model
+        self.fold = fold
+        self.retrain_log.append(
+            {"fold": fold, "bar": len(self.datas[0]), "time": self.datas[0].datetime.datetime(0)}
+        )
+
+    def predict_online(self, data: Any) -> Any:
+        """The current model's `Prediction` for the bar that just closed."""
+        window = int(getattr(self.model, "window", 1) or 1)
+        rows = min(window, len(data))
+        x = np.column_stack(
+            [
+                np.asarray(_line(data, n).get(ago=0, size=rows), dtype=float)
+                for n in self.p.feature_lines
+            ]
+        )
+        return self.model.predict_one(x)
+
+    def write_prediction(self, data: Any, prediction: Any) -> None:
+        """Store a one-row `Prediction` in the feed's prediction lines at the current bar."""
+        slot = self._slots[data]
+        slot.signal[0] = float(prediction.signal[-1])
+        slot.confidence[0] = float(prediction.confidence[-1])
+        if slot.proba is not None and prediction.proba is not None and slot.proba_hold is None:
+            slot.proba[0] = float(prediction.proba_up()[-1])
+        if slot.fold is not None:
+            slot.fold[0] = float(self.fold)
+        for line, values in (
+            (slot.expected_return, prediction.expected_return),
+            (slot.volatility, prediction.volatility),
+        ):
+            if line is not None and values is not None:
+                line[0] = float(values[-1])
+
+
+# ---------------------------------------------------------------------- analyzers
+
+
+def bt_times_to_utc(values: Any) -> pd.DatetimeIndex:
+    """backtrader float day numbers → tz-aware UTC timestamps (rounded to the millisecond)."""
+    arr = np.asarray(values, dtype=float)
+    ms = np.rint((arr - _EPOCH_DAYS) * 86_400_000.0).astype("int64")
+    return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True).as_unit("ns"), name="timestamp")
+
+
+_TARGET_PATTERNS = (
+    ("target", re.compile(r"^(direction|three_class)_\d+$")),
+    ("forward_return", re.compile(r"^forward_return_\d+$")),
+)
+
+
+class PredictionRecorder(bt.Analyzer):
+    """One record per bar per data feed: prediction, tier, position (for the report).
+
+    Per bar it only stores each feed's position; predictions, prices, folds and
+    realised targets are read from the feed lines once at the end, so the
+    per-bar cost stays tiny. Needs full line buffers (Cerebro ``exactbars=0``).
+    The position of a bar is the one held from its open to its close.
+    ``get_analysis()["records"]`` is a DataFrame with the BacktestResult columns.
+    """
+
+    params = (
+        ("signal_line", "signal"),
+        ("confidence_line", "confidence"),
+        ("proba_line", "proba_up"),
+        ("fold_line", "fold"),
+        ("target_line", None),
+        ("forward_return_line", None),
+        ("tiers", None),
+    )
+
+    def start(self) -> None:
+        if getattr(self.strategy.cerebro.p, "exactbars", 0):
+            raise ConfigError(
+                "PredictionRecorder needs the full line buffers but exactbars is set",
+                column="exactbars",
+                fix="run Cerebro with exactbars=0 or drop the recorder",
+            )
+        positions = self.strategy.broker.positions
+        self._feeds = [(d, positions[d], [0.0] * max(d.buflen(), 0)) for d in self.strategy.datas]
+
+    def next(self) -> None:
+        for data, position, sizes in self._feeds:
+            i = len(data) - 1
+            try:
+                sizes[i] = position.size
+            except IndexError:  # a feed that was not preloaded grows as it goes
+                sizes.extend([0.0] * (i + 1 - len(sizes)))
+                sizes[i] = position.size
+
+    def _table(self) -> TierTable:
+        tiers = self.p.tiers
+        if isinstance(tiers, TierTable):
+            return tiers
+        if tiers is not None:
+            return TierTable(tiers)
+        strategy_table = getattr(self.strategy, "tier_table", None)
+        if isinstance(strategy_table, TierTable):
+            return strategy_table
+        return getattr(getattr(self.strategy, "_sizer", None), "table", None) or TierTable()
+
+    def stop(self) -> None:
+        table = self._table()
+        frames = [self._frame(data, sizes, table) for data, _, sizes in self._feeds]
+        records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if len(frames) > 1:
+            records = records.sort_values(["timestamp", "symbol"], kind="stable").reset_index(
+                drop=True
+            )
+        self.rets["records"] = records
+
+    @property
+    def records(self) -> pd.DataFrame:
+        return self.rets["records"]
+
+    def _frame(self, data: Any, sizes: list[float], table: TierTable) -> pd.DataFrame:
+        n = len(data)
+
+        def values(name: str | None) -> np.ndarray:
+            line = _line(data, name)
+            if line is None:
+                return np.full(n, np.nan)
+            arr = np.asarray(line.array[:n], dtype=float)
+            if len(arr) < n:
+                raise ConfigError(
+                    f"line {name!r} of feed {symbol_of(data)!r} holds fewer bars than were run",
+                    column=name,
+                    fix="run Cerebro with exactbars=0",
+                )
+            return arr
+
+        symbol = symbol_of(data)
+        close = values("close")
+        confidence = values(self.p.confidence_line)
+        proba_up = values(self.p.proba_line)
+        if _line(data, self.p.proba_line) is None and _line(data, "proba_buy") is not None:
+            proba_up = values("proba_buy") + 0.5 * values("proba_hold")
+        position = np.zeros(n)
+        m = min(n, len(sizes))
+        position[:m] = sizes[:m]
+        frame = pd.DataFrame(
+            {
+                "timestamp": bt_times_to_utc(values("datetime")),
+                "symbol": symbol,
+                "close": close,
+                "signal": values(self.p.signal_line),
+                "confidence": confidence,
+                "proba_up": proba_up,
+                "tier": table.names(confidence, table.multipliers_for(symbol)[0]),
+                "position": position,
+                "position_value": position * close,
+                "fold": values(self.p.fold_line),
+            }
+        )
+        aliases = data.lines.getlinealiases()
+        for column, pattern in _TARGET_PATTERNS:
+            name = getattr(self.p, f"{column}_line")
+            if name is None:
+                name = next((a for a in aliases if pattern.match(a)), None)
+            if name is not None and _line(data, name) is not None:
+                frame[column] = values(name)
+        return frame
+
+
+class TradeLog(bt.Analyzer):
+    """Closed trades, one row each, with the columns of BacktestResult.trades.
+
+    The exit price is recovered from the trade's P&L (exact for one entry and
+    one exit order, which is how MLStrategy trades). Tier and exit reason come
+    from MLStrategy's tags ("" for other strategies).
+    """
+
+    def start(self) -> None:
+        self._opened: dict[tuple[int, int], float] = {}
+        self._rows: list[dict[str, Any]] = []
+
+    def notify_trade(self, trade: bt.Trade) -> None:
+        key = (id(trade.data), trade.tradeid)
+        if trade.justopened:
+            self._opened[key] = trade.size
+            return
+        if not trade.isclosed:
+            return
+        size = self._opened.pop(key, NAN)
+        direction = 1.0 if size > 0 else -1.0
+        tags = getattr(self.strategy, "trade_tags", None)
+        tier, reason = tags(trade.data) if tags is not None else ("", "")
+        self._rows.append(
+            {
+                "symbol": symbol_of(trade.data),
+                "direction": direction,
+                "entry_time": trade.dtopen,
+                "exit_time": trade.dtclose,
+                "entry_price": trade.price,
+                "exit_price": trade.price + trade.pnl / size,
+                "size": abs(size),
+                "pnl": trade.pnl,
+                "pnl_net": trade.pnlcomm,
+                "commission": trade.commission,
+                "bars_held": trade.barlen,
+                "tier": tier,
+                "exit_reason": reason,
+            }
+        )
+
+    def stop(self) -> None:
+        columns = [
+            "symbol",
+            "direction",
+            "entry_time",
+            "exit_time",
+            "entry_price",
+            "exit_price",
+            "size",
+            "pnl",
+            "pnl_net",
+            "commission",
+            "bars_held",
+            "tier",
+            "exit_reason",
+        ]
+        frame = pd.DataFrame(self._rows, columns=columns)
+        for col in ("entry_time", "exit_time"):
+            frame[col] = bt_times_to_utc(frame[col].to_numpy(dtype=float))
+        self.rets["trades"] = frame
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        return self.rets["trades"]
+
+
+class EquityRecorder(bt.Analyzer):
+    """Portfolio value and cash at every bar's close (after that bar's fills and commissions)."""
+
+    def start(self) -> None:
+        self._times: list[float] = []
+        self._value: list[float] = []
+        self._cash: list[float] = []
+
+    def next(self) -> None:
+        broker = self.strategy.broker
+        self._times.append(self.strategy.datetime[0])
+        self._value.append(broker.getvalue())
+        self._cash.append(broker.getcash())
+
+    def stop(self) -> None:
+        index = bt_times_to_utc(self._times)
+        self.rets["equity"] = pd.Series(self._value, index=index, name="equity", dtype=float)
+        self.rets["cash"] = pd.Series(self._cash, index=index, name="cash", dtype=float)
+
+
+PredictorFactory = Callable[[int], Any]
