@@ -105,7 +105,7 @@ def _sniff(path: Path) -> str:
 
 def _sniff_text(text: str) -> str:
     stripped = text.lstrip()
-    if stripped.startswith("["):
+    if stripped.startswith(("[", "{")):
         return "json"
     first = stripped.splitlines()[0] if stripped else ""
     lowered = first.lower()
