@@ -145,33 +145,38 @@ class BacktestResult:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            frame = pd.DataFrame({"equity": self.equity})
-            if self.cash is not None:
-                frame["cash"] = self.cash.reindex(self.equity.index)
-            frame.index.name = "timestamp"
-            _write_csv(frame.reset_index(), tmp / EQUITY_FILE)
-            _write_csv(self.trades, tmp / TRADES_FILE)
-            self.records.to_parquet(tmp / RECORDS_FILE, index=False)
-            bench = self.benchmark.copy()
-            bench.columns = [str(c) for c in bench.columns]
-            bench.index.name = "timestamp"
-            bench.reset_index().to_parquet(tmp / BENCHMARK_FILE, index=False)
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "timeframe": self.timeframe,
-                "symbols": self.symbols,
-                "folds": self.folds,
-                "feature_importance": self.feature_importance,
-                "config": self.config,
-                "versions": self.versions,
-            }
-            text = json.dumps(to_jsonable(meta), indent=2, allow_nan=False, sort_keys=False)
-            (tmp / RESULT_FILE).write_text(text + "\n", encoding="utf-8")
+            self.write_files(tmp)
             replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+    def write_files(self, directory: str | os.PathLike) -> None:
+        """Write the result files into an existing directory (no atomicity; see `save`)."""
+        out = Path(directory)
+        frame = pd.DataFrame({"equity": self.equity})
+        if self.cash is not None:
+            frame["cash"] = self.cash.reindex(self.equity.index)
+        frame.index.name = "timestamp"
+        _write_csv(frame.reset_index(), out / EQUITY_FILE)
+        _write_csv(self.trades, out / TRADES_FILE)
+        self.records.to_parquet(out / RECORDS_FILE, index=False)
+        bench = self.benchmark.copy()
+        bench.columns = [str(c) for c in bench.columns]
+        bench.index.name = "timestamp"
+        bench.reset_index().to_parquet(out / BENCHMARK_FILE, index=False)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "timeframe": self.timeframe,
+            "symbols": self.symbols,
+            "folds": self.folds,
+            "feature_importance": self.feature_importance,
+            "config": self.config,
+            "versions": self.versions,
+        }
+        text = json.dumps(to_jsonable(meta), indent=2, allow_nan=False, sort_keys=False)
+        (out / RESULT_FILE).write_text(text + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BacktestResult:
