@@ -110,27 +110,27 @@ def _roles(df: pd.DataFrame) -> dict[str, str]:
     return {}
 
 
-def _is_target(column: str, roles: dict[str, str]) -> bool:
+def _selected_by_default(column: str, roles: dict[str, str]) -> bool:
     role = roles.get(column)
     if role is not None:
-        return role == "target"
-    return column.startswith(TARGET_PREFIXES)
+        return role in ("feature", "prediction")
+    return column not in (*OHLCV, "openinterest") and not column.startswith(TARGET_PREFIXES)
 
 
 def default_columns(df: pd.DataFrame) -> list[str]:
     """Columns a feed carries when none are named: features and predictions, never targets.
 
-    Roles come from ``df.attrs["mlstrat"]["roles"]`` when present; columns it does
-    not list (and every column of a frame without roles) are targets when their
-    name starts with one of ``TARGET_PREFIXES``. OHLCV and openinterest are
-    always lines of the feed and so are not listed.
+    Roles come from ``df.attrs["mlstrat"]["roles"]`` when present (roles
+    "feature" and "prediction" are taken). Columns it does not list, and every
+    column of a frame without roles, are taken unless their name starts with
+    one of ``TARGET_PREFIXES``. OHLCV and openinterest are always lines of the
+    feed and so are never listed.
     """
     roles = _roles(df)
-    skip = {*OHLCV, "openinterest"}
     return [
         str(c)
         for c in df.columns
-        if str(c) not in skip and roles.get(str(c)) != "ohlcv" and not _is_target(str(c), roles)
+        if str(c) not in (*OHLCV, "openinterest") and _selected_by_default(str(c), roles)
     ]
 
 
@@ -179,18 +179,19 @@ def _check_column_name(column: Any, file: Any = None) -> str:
 # prepared arrays
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _FeedArrays:
     """The feed's data in line order: ``values[j]`` is line j, datetime included."""
 
     values: np.ndarray  # (n_lines, n_bars) float64, C-contiguous
-    source: str | None = None
+    source: str | None = None  # the file it came from, if any
 
     def __len__(self) -> int:
         return self.values.shape[1]
 
     def __repr__(self) -> str:  # shown by backtrader writers as the dataname
-        return f"<FeatureFeed arrays {self.values.shape[0]} lines x {len(self)} bars>"
+        where = f" from {self.source}" if self.source else ""
+        return f"<FeatureFeed arrays: {self.values.shape[0]} lines x {len(self)} bars{where}>"
 
 
 def _float_column(df: pd.DataFrame, column: str, file: Any) -> np.ndarray:
@@ -259,13 +260,16 @@ def _prepare(df: pd.DataFrame, line_names: Sequence[str], file: Any = None) -> _
 class PredictionJoin:
     """How a prediction feed lined up with the bars it was joined to.
 
-    matched: predictions placed on a bar. unmatched: predictions whose
-    timestamp is not a bar of the feed (ignored, within the feed's time window
-    when ``start``/``end`` were given). bars_without: bars that got NaN.
+    matched: predictions placed on a bar. unmatched: predictions inside the
+    bars' time span whose timestamp is not a bar (ignored; usually a prediction
+    feed made from other bars). outside: predictions before the first or after
+    the last bar (ignored; expected when the feed is a slice). bars_without:
+    bars that got NaN.
     """
 
     matched: int
     unmatched: int
+    outside: int
     bars_without: int
 
 
@@ -303,25 +307,16 @@ def _read_predictions(predictions: str | Path | pd.DataFrame) -> tuple[pd.DataFr
 
 
 def join_predictions(
-    df: pd.DataFrame,
-    predictions: str | Path | pd.DataFrame,
-    *,
-    start: Any = None,
-    end: Any = None,
+    df: pd.DataFrame, predictions: str | Path | pd.DataFrame
 ) -> tuple[pd.DataFrame, PredictionJoin]:
     """Left-join a prediction feed onto a feature frame by timestamp.
 
     Bars without a prediction get NaN. Predictions whose timestamp is not a bar
-    are ignored and counted (a warning names how many): they usually mean a
-    prediction feed made from other bars. Only predictions inside
-    ``[start, end]`` are considered. Prediction columns get role "prediction".
+    are ignored and counted (see ``PredictionJoin``); a warning says how many
+    fell inside the bars' span without matching a bar. Prediction columns get
+    role "prediction" in ``attrs["mlstrat"]["roles"]``.
     """
     pred, file = _read_predictions(predictions)
-    lo, hi = _utc_or_none(start), _utc_or_none(end)
-    if lo is not None:
-        pred = pred[pred.index >= lo]
-    if hi is not None:
-        pred = pred[pred.index <= hi]
     clash = [c for c in pred.columns if c in df.columns]
     if clash:
         raise SchemaError(
@@ -333,6 +328,10 @@ def join_predictions(
     _utc_index(df, None)
     bar_index = df.index.tz_localize("UTC") if df.index.tz is None else df.index.tz_convert("UTC")
     hit = pred.index.isin(bar_index)
+    if len(bar_index):
+        inside = (pred.index >= bar_index[0]) & (pred.index <= bar_index[-1])
+    else:
+        inside = np.zeros(len(pred), dtype=bool)
     aligned = pred.reindex(bar_index)
     aligned.index = df.index
     joined = pd.concat([df, aligned], axis=1)
@@ -341,13 +340,15 @@ def join_predictions(
     roles.update({str(c): "prediction" for c in pred.columns})
     report = PredictionJoin(
         matched=int(hit.sum()),
-        unmatched=int((~hit).sum()),
+        unmatched=int((inside & ~hit).sum()),
+        outside=int((~inside).sum()),
         bars_without=int(len(df) - hit.sum()),
     )
     if report.unmatched:
         warnings.warn(
-            f"{report.unmatched} predictions have no bar with the same timestamp and were ignored",
-            stacklevel=2,
+            f"{report.unmatched} predictions fall between bars (no bar has their timestamp) "
+            "and were ignored",
+            stacklevel=3,
         )
     return joined, report
 
@@ -535,12 +536,14 @@ class FeatureFeed(bt.feed.DataBase):
             return FeatureFeed
         klass = _CLASS_CACHE.get(cols)
         if klass is None:
-            digest = hashlib.sha1("\0".join(cols).encode()).hexdigest()[:12]
+            digest = hashlib.sha1("\0".join(cols).encode(), usedforsecurity=False).hexdigest()
             klass = type(
-                f"FeatureFeed_{digest}",
+                f"FeatureFeed_{digest[:16]}",
                 (FeatureFeed,),
                 {"lines": cols, "columns": cols, "__module__": __name__},
             )
+            # importable by name, so pickling works (cerebro optimisation with maxcpus > 1)
+            globals()[klass.__name__] = klass
             _CLASS_CACHE[cols] = klass
         return klass
 
@@ -556,12 +559,14 @@ class FeatureFeed(bt.feed.DataBase):
         """A feed over a feature frame (UTC DatetimeIndex, OHLCV + features/targets).
 
         columns=None takes every feature (and prediction) column but never a
-        target; targets only ride along when named. ``name`` defaults to
+        target; targets only ride along when named. ``predictions`` (a
+        prediction-feed Parquet path or DataFrame) is left-joined on timestamp
+        as in ``from_parquet``. ``name`` defaults to
         ``df.attrs["symbol"]``; timeframe/compression default to
         ``df.attrs["timeframe"]`` when it is set. Other keyword arguments are
         backtrader data parameters (fromdate, todate, tz, ...).
         """
-        return cls._build(df, columns, name, predictions, None, None, None, kwargs)
+        return cls._build(df, columns, name, predictions, None, kwargs)
 
     @classmethod
     def from_parquet(
@@ -587,7 +592,7 @@ class FeatureFeed(bt.feed.DataBase):
             df = df[df.index >= lo]
         if hi is not None:
             df = df[df.index <= hi]
-        return cls._build(df, columns, None, predictions, lo, hi, path, kwargs)
+        return cls._build(df, columns, None, predictions, path, kwargs)
 
     @classmethod
     def _build(
@@ -596,8 +601,6 @@ class FeatureFeed(bt.feed.DataBase):
         columns: Sequence[str] | None,
         name: str | None,
         predictions: Any,
-        start: pd.Timestamp | None,
-        end: pd.Timestamp | None,
         file: Any,
         kwargs: dict[str, Any],
     ) -> FeatureFeed:
@@ -605,7 +608,7 @@ class FeatureFeed(bt.feed.DataBase):
             raise SchemaError(f"expected a pandas DataFrame, got {type(df).__name__}", file=file)
         report = None
         if predictions is not None:
-            df, report = join_predictions(df, predictions, start=start, end=end)
+            df, report = join_predictions(df, predictions)
         if columns is None:
             cols = default_columns(df)
         else:

@@ -250,6 +250,52 @@ def test_tz_param_matches_pandasdata(btc):
     )
 
 
+@pytest.mark.parametrize("how", ["resample", "replay"])
+def test_resample_and_replay_match_pandasdata(btc, how):
+    """Filters take backtrader's generic bar-by-bar path; results must not change."""
+    results = []
+    for make in (
+        lambda: FeatureFeed.from_frame(btc, columns=["rsi_14"]),
+        lambda: _pandas_data(["rsi_14"], btc, timeframe=bt.TimeFrame.Minutes, compression=60),
+    ):
+        cerebro = bt.Cerebro(stdstats=False)
+        getattr(cerebro, f"{how}data")(make(), timeframe=bt.TimeFrame.Minutes, compression=240)
+        cerebro.addstrategy(Recorder)
+        results.append(cerebro.run()[0].rows)
+    ours, ref = results
+    assert len(ours) == len(ref) > 300
+    assert all(_same(a, b) for a, b in zip(ours, ref, strict=True))
+
+
+def test_rerun_clone_and_direct_construction(btc):
+    feed = FeatureFeed.from_frame(btc, columns=["rsi_14", "macd"])
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(feed)
+    cerebro.adddata(feed.clone())
+    cerebro.addstrategy(Recorder)
+    first = cerebro.run()[0].rows
+    second = cerebro.run()[0].rows  # same feed object, started again
+    assert len(first) == len(btc)
+    assert all(_same(a, b) for a, b in zip(first, second, strict=True))
+    # a backtrader clone carries the 7 standard lines (len, datetime, 7 lines, 3 ticks)
+    assert len(first[0]) == (2 + 9 + 3) + (2 + 7 + 3)
+    assert all(_same(r[:9], r[14:23]) and _same(r[11:14], r[23:26]) for r in first)
+    # backtrader style: the cached class with a frame as dataname
+    klass = FeatureFeed.for_columns(["rsi_14", "macd"])
+    direct = _run([klass(dataname=btc, name="BTCUSDT")]).rows
+    assert all(_same(a, b[:14]) for a, b in zip(direct, first, strict=True))
+
+
+def test_openinterest_column_feeds_the_openinterest_line(btc):
+    df = btc[["open", "high", "low", "close", "volume", "rsi_14"]].copy()
+    df["openinterest"] = np.arange(len(df), dtype=float)
+    ours = _run([FeatureFeed.from_frame(df)])
+    ref = _run([_pandas_data(["rsi_14"], df)])
+    assert ours.data.columns == ("rsi_14",)
+    assert all(_same(a, b) for a, b in zip(ours.rows, ref.rows, strict=True))
+    assert np.asarray(ours.data.openinterest.array).tolist() == df["openinterest"].tolist()
+
+
 # ---------------------------------------------------------------------------
 # strategy access, exactbars
 
@@ -510,11 +556,12 @@ def _predictions(index: pd.DatetimeIndex) -> pd.DataFrame:
 
 def test_predictions_join(btc, tmp_path):
     feed_path = _write_plain(btc, tmp_path / "feed.parquet")
-    # predictions only for bars 500..899, plus 3 at times that are not bars
+    # predictions for bars 500..899, 3 at times between bars, 10 before the feed's window
     pred = _predictions(btc.index[500:900])
     stray = _predictions(btc.index[600:603] + pd.Timedelta(minutes=30))
+    early = _predictions(btc.index[10:20])
     pred_path = tmp_path / "pred.parquet"
-    pd.concat([pred, stray]).sort_values("timestamp").to_parquet(pred_path, index=False)
+    pd.concat([early, pred, stray]).sort_values("timestamp").to_parquet(pred_path, index=False)
     with pytest.warns(UserWarning, match="3 predictions"):
         feed = FeatureFeed.from_parquet(
             feed_path,
@@ -525,6 +572,7 @@ def test_predictions_join(btc, tmp_path):
         )
     assert feed.prediction_join.matched == 400
     assert feed.prediction_join.unmatched == 3
+    assert feed.prediction_join.outside == 10
     assert feed.prediction_join.bars_without == 200
     rows = _run([feed]).rows
     names = feed.lines.getlinealiases()
@@ -540,9 +588,10 @@ def test_predictions_join(btc, tmp_path):
 def test_predictions_default_columns_and_frame_input(btc):
     pred = _predictions(btc.index[:300]).set_index("timestamp")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        feed = FeatureFeed.from_frame(btc, predictions=pred)
+        warnings.simplefilter("error")  # predictions beyond the slice are no cause for alarm
+        feed = FeatureFeed.from_frame(btc.iloc[100:], predictions=pred)
     assert feed.columns == (*FEATURES, "fold", "signal", "confidence", "proba_up")
+    assert (feed.prediction_join.matched, feed.prediction_join.outside) == (200, 100)
     assert feed.prediction_join.unmatched == 0
 
 
@@ -576,3 +625,15 @@ def test_feature_feed_file_from_mlstrat_features(tmp_path):
     )
     assert len(ours.rows) == 300
     assert all(_same(a, b) for a, b in zip(ours.rows, ref.rows, strict=True))
+
+
+def test_feed_pickles_for_multiprocess_optimisation(btc):
+    """cerebro.optstrategy with maxcpus > 1 pickles the datas; the dynamic class must resolve."""
+    import pickle
+
+    feed = FeatureFeed.from_frame(btc, columns=["rsi_14", "sma_ratio_20"])
+    again = pickle.loads(pickle.dumps(feed))
+    assert type(again) is type(feed)
+    a, b = _run([feed]).rows, _run([again]).rows
+    assert len(a) == len(btc)
+    assert all(_same(x, y) for x, y in zip(a, b, strict=True))
