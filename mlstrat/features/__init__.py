@@ -1,0 +1,56 @@
+"""Causal features, named feature sets, forward targets and the Parquet feature feed.
+
+from mlstrat.features import build_feature_feed, feature_columns
+feed = build_feature_feed(bars, "xgb", targets=("direction:1", "three_class:4:0.003"))
+X = feed[feature_columns(feed)]
+"""
+
+from mlstrat.features.feed_io import (
+    build_feature_feed,
+    build_feature_feeds,
+    feature_columns,
+    read_feature_feed,
+    read_metadata,
+    source_sha256,
+    target_columns,
+    write_feature_feed,
+)
+from mlstrat.features.sets import (
+    KNOWN_VERSIONS,
+    FeatureSet,
+    get_feature_set,
+    list_feature_sets,
+    register_feature_set,
+)
+from mlstrat.features.targets import (
+    Target,
+    direction,
+    forward_return,
+    forward_volatility,
+    parse_target,
+    parse_targets,
+    three_class,
+)
+
+__all__ = [
+    "KNOWN_VERSIONS",
+    "FeatureSet",
+    "Target",
+    "build_feature_feed",
+    "build_feature_feeds",
+    "direction",
+    "feature_columns",
+    "forward_return",
+    "forward_volatility",
+    "get_feature_set",
+    "list_feature_sets",
+    "parse_target",
+    "parse_targets",
+    "read_feature_feed",
+    "read_metadata",
+    "register_feature_set",
+    "source_sha256",
+    "target_columns",
+    "three_class",
+    "write_feature_feed",
+]

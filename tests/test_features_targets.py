@@ -1,0 +1,109 @@
+"""Targets look ahead by design, are computed as documented, and are never features."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlstrat.errors import ConfigError
+from mlstrat.features import (
+    build_feature_feed,
+    direction,
+    feature_columns,
+    forward_return,
+    forward_volatility,
+    parse_target,
+    parse_targets,
+    target_columns,
+    three_class,
+)
+
+CLOSE = [100.0, 101.0, 100.5, 100.0, 103.0, 102.0]
+
+
+def _bars(close=CLOSE) -> pd.DataFrame:
+    close = np.asarray(close, dtype=float)
+    idx = pd.date_range("2024-01-01", periods=len(close), freq="1h", tz="UTC", name="timestamp")
+    bars = pd.DataFrame(
+        {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1.0},
+        index=idx,
+    )
+    bars.attrs = {"symbol": "TEST", "timeframe": "1h"}
+    return bars
+
+
+def test_forward_return_and_direction_by_hand():
+    bars = _bars()
+    fr = forward_return(1)(bars)
+    expected = [0.01, 100.5 / 101 - 1, 100 / 100.5 - 1, 0.03, 102 / 103 - 1, np.nan]
+    np.testing.assert_allclose(fr, expected, equal_nan=True)
+    np.testing.assert_array_equal(direction(1)(bars), [1, 0, 0, 1, 0, np.nan])
+    # 2-bar horizon, 0.6% threshold: r = +0.5%, -0.990%, +2.488%, +2.0%, NaN, NaN
+    np.testing.assert_array_equal(direction(2, 0.006)(bars), [0, 0, 1, 1, np.nan, np.nan])
+    np.testing.assert_array_equal(direction(2, 0.004)(bars), [1, 0, 1, 1, np.nan, np.nan])
+    assert direction(2)(bars).name == "direction_2"
+
+
+def test_three_class_by_hand():
+    bars = _bars()
+    got = three_class(1, 0.006)(bars)
+    # r = +1.0% BUY, -0.495% HOLD, -0.4975% HOLD, +3% BUY, -0.97% SELL, NaN
+    np.testing.assert_array_equal(got, [2, 1, 1, 2, 0, np.nan])
+    assert got.name == "three_class_1"
+
+
+def test_forward_volatility_by_hand():
+    bars = _bars()
+    lr = np.diff(np.log(CLOSE))
+    got = forward_volatility(2)(bars)
+    for t in range(4):
+        assert got.iloc[t] == pytest.approx(math.sqrt(lr[t] ** 2 + lr[t + 1] ** 2))
+    assert got.iloc[4:].isna().all()
+    assert forward_volatility(1)(bars).iloc[0] == pytest.approx(abs(lr[0]))
+
+
+def test_spec_parsing_and_collisions():
+    assert parse_target("direction:1") == direction(1)
+    assert parse_target("direction:4:0.002") == direction(4, 0.002)
+    assert parse_target("three_class:4:0.003") == three_class(4, 0.003)
+    assert parse_target("forward_return:24").name == "forward_return_24"
+    assert parse_target("forward_volatility:24").name == "forward_volatility_24"
+    for bad in (
+        "direction",
+        "direction:x",
+        "direction:0",
+        "up:1",
+        "forward_return:4:0.1",
+        "three_class:4",
+    ):
+        with pytest.raises(ConfigError):
+            parse_target(bad)
+    with pytest.raises(ConfigError, match="both be column 'direction_4'"):
+        parse_targets(["direction:4", "direction:4:0.002"])
+
+
+def test_targets_are_forward_looking_and_marked_as_targets():
+    bars = _bars(100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 300))))
+    feed = build_feature_feed(bars, "core", targets=("direction:1", "three_class:4:0.003"))
+    assert target_columns(feed) == ["direction_1", "three_class_4"]
+    assert not {"direction_1", "three_class_4"} & set(feature_columns(feed))
+    roles = feed.attrs["mlstrat"]["roles"]
+    assert (
+        roles["direction_1"] == "target"
+        and roles["rsi_14"] == "feature"
+        and roles["close"] == "ohlcv"
+    )
+    # the label at t is the sign of the NEXT bar's move
+    up_next = (
+        (bars["close"].shift(-1) > bars["close"])
+        .astype(float)
+        .where(bars["close"].shift(-1).notna())
+    )
+    np.testing.assert_array_equal(feed["direction_1"], up_next)
+    assert (
+        feed["three_class_4"].iloc[-4:].isna().all()
+        and feed["three_class_4"].iloc[:-4].notna().all()
+    )
