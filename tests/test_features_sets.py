@@ -142,7 +142,21 @@ def test_zero_volume_bars_give_nan_not_inf(bars):
     assert feed["volume_ratio_20"].iloc[305] == 0.0  # a zero bar among traded ones
 
 
-def test_registry_custom_sets_and_errors(bars):
+@pytest.fixture
+def scratch_registry():
+    """Registrations made by a test are removed afterwards (the registry is process-wide)."""
+    from mlstrat.features import sets
+
+    before = {name: dict(versions) for name, versions in sets._REGISTRY.items()}
+    known = dict(KNOWN_VERSIONS)
+    yield
+    sets._REGISTRY.clear()
+    sets._REGISTRY.update(before)
+    KNOWN_VERSIONS.clear()
+    KNOWN_VERSIONS.update(known)
+
+
+def test_registry_custom_sets_and_errors(bars, scratch_registry):
     fs = register_feature_set("test_custom_pair", 1, ["rsi_14", "h4_rsi_14"], description="x")
     assert get_feature_set("test_custom_pair") is fs
     assert KNOWN_VERSIONS["test_custom_pair"] == (1,)

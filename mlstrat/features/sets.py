@@ -16,7 +16,7 @@ Built-in sets (windows in bars; names documented in `mlstrat.features.catalogue`
 - `lstm` v1, 46 columns: `core` plus EMA distances, more returns and volatility
   estimators, ADX, z-scores, candle shape, jump and volume-surge scores, 4h and 24h
   views (last closed candles) and calendar cycles.
-- `xgb` v1, 188 columns: 1h, 4h and 24h views (returns, averages, oscillators,
+- `xgb` v1, 190 columns: 1h, 4h and 24h views (returns, averages, oscillators,
   bands, volatility, regimes), trend/consolidation regimes, jump, volume-surge,
   momentum-acceleration and breakout features, and cross-indicator / cross-timeframe
   interactions.
