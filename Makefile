@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test browser lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/python -m mlstrat.demo
 
-test: $(STAMP)
-	@command -v chromium >/dev/null 2>&1 || ( (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get install -y -qq chromium >/dev/null 2>&1) || echo "chromium not installed: browser tests will skip" )
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# Headless Chromium renders the HTML report in the tests; where it cannot be
+# installed (no root, no apt), those tests skip with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
+	      || echo "note: chromium could not be installed; browser tests will be skipped"; \
+	  else echo "note: chromium not available (needs root and apt-get); browser tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
