@@ -40,6 +40,18 @@ def _add_backtest(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_walkforward(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.walkforward.cli import add_parser
+
+    add_parser(sub)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.run_cli import add_parser
+
+    add_parser(sub)
+
+
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -47,6 +59,8 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_features,
     _add_predictors,
     _add_backtest,
+    _add_walkforward,
+    _add_run,
 ]
 
 

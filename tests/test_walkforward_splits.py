@@ -113,6 +113,7 @@ def index_and_splitter(draw):
     validation = draw(st.sampled_from([0.0, 0.1, 0.25]))
     train = draw(st.integers(100, 160))
     expanding = draw(st.booleans())
+    min_train = draw(st.one_of(st.none(), st.integers(100, 200)))
 
     def span(k: int):
         return f"{k}h" if as_duration else k
@@ -124,6 +125,7 @@ def index_and_splitter(draw):
         purge=None if purge is None else span(purge),
         embargo=span(embargo),
         expanding=expanding,
+        min_train=None if min_train is None else span(min_train),
         validation=validation,
         horizon=horizon,
     )
@@ -200,3 +202,21 @@ def test_property_folds_use_only_the_past(case, cut) -> None:
     assert p in wf.test_starts(prefix)
     g = wf.fold_at(prefix, p, number=f.number)
     assert np.array_equal(f.train, g.train) and np.array_equal(f.validation, g.validation)
+
+
+@PROPS
+@given(index_and_splitter())
+def test_property_bar_by_bar_schedule_matches_batch(case) -> None:
+    idx, wf = case
+    tracker = wf.schedule()
+    online = [i for i, ts in enumerate(idx) if tracker.advance(ts)]
+    assert online == wf.test_starts(idx).tolist()
+
+
+def test_schedule_months() -> None:
+    idx = hourly(24 * 400)
+    wf = WalkForward(train="4mo", test="2mo")
+    tracker = wf.schedule()
+    online = [i for i, ts in enumerate(idx) if tracker.advance(ts)]
+    assert online == wf.test_starts(idx).tolist()
+    assert [idx[i].strftime("%m-%d") for i in online[:3]] == ["05-01", "07-01", "09-01"]

@@ -265,6 +265,10 @@ class WalkForward:
     def split(self, index: Any) -> list[Fold]:
         return list(self.folds(index))
 
+    def schedule(self) -> Schedule:
+        """A bar-by-bar tracker of test starts, for use inside a running backtest."""
+        return Schedule(self)
+
     def fold_at(
         self, index: pd.DatetimeIndex, p: int, *, number: int, test_stop: int | None = None
     ) -> Fold:
@@ -346,6 +350,43 @@ class WalkForward:
         if isinstance(v, int):
             return max(start, last + 1 - v)
         return max(start, _first_after(index, index[last] - v))
+
+
+class Schedule:
+    """Feed timestamps one bar at a time; `advance` says whether that bar starts a test period.
+
+    Gives exactly the positions of `WalkForward.test_starts` without ever
+    looking ahead (property-tested), so online retraining follows the batch
+    schedule.
+    """
+
+    def __init__(self, wf: WalkForward) -> None:
+        self._spans = wf._spans
+        self.n = 0
+        self._first: pd.Timestamp | None = None
+        self._p0: int | None = None
+        self._t0: pd.Timestamp | None = None
+        self._k = 1
+
+    def advance(self, ts: pd.Timestamp) -> bool:
+        p = self.n
+        self.n += 1
+        if p == 0:
+            self._first = ts
+        if self._p0 is None:
+            first = self._spans["min_train"]
+            hit = p == first if isinstance(first, int) else ts >= self._first + first
+            if hit:
+                self._p0, self._t0 = p, ts
+            return hit
+        step = self._spans["step"]
+        if isinstance(step, int):
+            return (p - self._p0) % step == 0
+        if ts < self._t0 + step * self._k:
+            return False
+        while self._t0 + step * self._k <= ts:
+            self._k += 1
+        return True
 
 
 def _is_zero(span: Any) -> bool:

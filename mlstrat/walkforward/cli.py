@@ -1,0 +1,115 @@
+"""`mlstrat walkforward`: per-fold models and out-of-sample predictions for a feature feed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _span(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _validation(text: str) -> float | int | str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if "." in text else int(value)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "walkforward",
+        help="train one model per walk-forward fold and write the prediction feed",
+        description="Walk-forward retraining with purged folds. Writes OUT/folds/NNN/ "
+        "(model + fold.json), OUT/predictions.parquet and OUT/folds.json. Lengths are bars "
+        "(200), durations (120D, 12h) or months (4mo). A rerun with the same options resumes.",
+    )
+    p.add_argument("--feed", required=True, help="feature feed Parquet (mlstrat features)")
+    p.add_argument("--predictor", default="xgboost", help="registered predictor name")
+    p.add_argument("--target", default=None, help="target column, e.g. direction_1")
+    p.add_argument("--train", default="4mo", help="training window (default 4mo)")
+    p.add_argument("--test", default="2mo", help="test period per fold (default 2mo)")
+    p.add_argument("--step", default=None, help="distance between folds (default: --test)")
+    p.add_argument("--purge", default=None, help="history dropped before each test start")
+    p.add_argument("--embargo", default="0h", help="extra gap after the last label")
+    p.add_argument(
+        "--validation", default="0.2", help="validation tail: fraction, bars or duration"
+    )
+    p.add_argument("--min-train", default=None, help="history before the first test period")
+    p.add_argument("--expanding", action="store_true", help="train from the first bar")
+    p.add_argument("--features", default=None, help="comma-separated feature columns")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fit_thresholds option, e.g. objective=precision or high=0.8",
+    )
+    p.add_argument("--out", required=True, help="output directory, e.g. models/RUN")
+    p.add_argument("--n-jobs", type=int, default=-1, help="parallel folds (-1: all cores)")
+    p.add_argument("--backend", choices=("loky", "dask"), default="loky")
+    p.add_argument("--scheduler", default=None, help="dask scheduler address tcp://host:port")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true", help="retrain every fold")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _pairs(items: list[str]) -> dict[str, Any]:
+    from mlstrat.predictors.cli import parse_param
+
+    return dict(parse_param(item) for item in items)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mlstrat.walkforward.runner import run_walk_forward
+    from mlstrat.walkforward.splits import WalkForward
+
+    splits = WalkForward(
+        train=_span(args.train),
+        test=_span(args.test),
+        step=None if args.step is None else _span(args.step),
+        purge=None if args.purge is None else _span(args.purge),
+        embargo=_span(args.embargo),
+        expanding=args.expanding,
+        min_train=None if args.min_train is None else _span(args.min_train),
+        validation=_validation(args.validation),
+    )
+    features = None
+    if args.features:
+        features = [f.strip() for f in args.features.split(",") if f.strip()]
+    result = run_walk_forward(
+        args.feed,
+        predictor=args.predictor,
+        params=_pairs(args.param),
+        target=args.target,
+        splits=splits,
+        out=args.out,
+        n_jobs=args.n_jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        resume=not args.no_resume,
+        features=features,
+        thresholds=_pairs(args.threshold),
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    summary = {
+        "out": str(result.out),
+        "folds": len(result.folds),
+        "trained": result.n_trained,
+        "resumed": result.n_resumed,
+        "seconds": round(result.seconds, 2),
+        "predictions": str(result.predictions_path),
+    }
+    for key in ("accuracy", "auc", "ic"):
+        values = [f[key] for f in result.folds if f.get(key) is not None]
+        if values:
+            summary[f"mean_{key}"] = round(sum(values) / len(values), 4)
+    print(json.dumps(summary), file=sys.stdout)
+    return 0

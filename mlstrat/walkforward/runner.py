@@ -1,0 +1,579 @@
+"""Walk-forward fold execution: one model per fold, in parallel, resumable.
+
+``run_walk_forward(feed_path, ...)`` splits the feature feed with a
+`WalkForward` schedule, and for every fold fits a fresh predictor on the
+fold's training rows (early stopping and thresholds on its validation tail),
+predicts the fold's test period and writes
+
+* ``OUT/folds/NNN/`` — the fold's model directory (loadable with
+  `mlstrat.predictors.load_predictor`) plus ``fold.json`` (periods, sizes,
+  thresholds, test metrics) and ``predictions.parquet``; its manifest covers
+  every file, so a half-written or tampered fold is detected;
+* ``OUT/predictions.parquet`` — the prediction feed of all folds (timestamp,
+  fold, signal, confidence, proba_*, expected_return/volatility,
+  threshold_long, threshold_short); ``signal`` is the model's decision after
+  the fold's thresholds (0 = below threshold);
+* ``OUT/folds.json`` — one flat record of periods and metrics per fold;
+* ``OUT/run.json`` — the run configuration.
+
+Folds run as independent tasks that take and return paths (the feed file in,
+the fold directory out), through joblib: ``backend="loky"`` on this machine or
+``backend="dask"`` on a dask.distributed cluster. Each worker limits its
+math-library and TensorFlow threads to ``cores // n_jobs`` so parallel folds
+do not oversubscribe the CPU. A fold whose directory verifies against its
+manifest and was made by the same configuration is skipped, so a killed run
+restarts where it stopped and ends with the same predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError
+from mlstrat.predictors.base import Prediction
+from mlstrat.predictors.persistence import (
+    MANIFEST_FILE,
+    build_manifest,
+    dump_json,
+    file_sha256,
+    load_json,
+    to_jsonable,
+    verify_model_dir,
+)
+from mlstrat.walkforward.metrics import classification_metrics, regression_metrics
+from mlstrat.walkforward.splits import Fold, WalkForward
+from mlstrat.walkforward.training import fit_fold, predict_rows, thresholded_signal
+
+FOLD_FILE = "fold.json"
+FOLD_PREDICTIONS = "predictions.parquet"
+RUN_FILE = "run.json"
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+_HORIZON = re.compile(r"_(\d+)$")
+
+
+@dataclass
+class WalkForwardResult:
+    """Where a run wrote its outputs, and what it did."""
+
+    out: Path
+    predictions_path: Path
+    folds_path: Path
+    folds: list[dict[str, Any]]
+    n_trained: int
+    n_resumed: int
+    seconds: float
+
+    def predictions(self) -> pd.DataFrame:
+        return pd.read_parquet(self.predictions_path)
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """Everything a worker needs to train one fold; paths in, a path out."""
+
+    feed_path: str
+    fold_dir: str
+    fold: Fold
+    predictor: str
+    params: dict[str, Any]
+    target: str
+    features: tuple[str, ...]
+    forward_return: str | None
+    horizon: int
+    symbol: str | None
+    threshold_params: dict[str, Any]
+    run_key: str
+    threads: int
+    parent_pid: int
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def limit_threads(n: int) -> None:
+    """Cap math-library and TensorFlow threads in this process (before TF is imported)."""
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n)
+
+
+# ---------------------------------------------------------------------------- feed
+
+
+@functools.lru_cache(maxsize=2)
+def _read_feed_cached(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    from mlstrat.features import read_feature_feed
+
+    return read_feature_feed(path)
+
+
+def load_feed(path: str | Path) -> pd.DataFrame:
+    """The feature feed at `path`, read once per process (keyed on path, mtime and size)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "feature feed not found", file=path, fix="build one with `mlstrat features`"
+        )
+    st = path.stat()
+    return _read_feed_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def horizon_of(target: str) -> int:
+    """Label horizon in bars from a target name (`direction_3` → 3; 1 if unnamed)."""
+    match = _HORIZON.search(target)
+    return int(match.group(1)) if match else 1
+
+
+def _feed_symbol(frame: pd.DataFrame) -> str | None:
+    meta = frame.attrs.get("mlstrat")
+    if isinstance(meta, dict) and meta.get("symbol"):
+        return str(meta["symbol"])
+    symbol = frame.attrs.get("symbol")
+    return None if symbol is None else str(symbol)
+
+
+def _resolve_columns(
+    frame: pd.DataFrame, path: Path, target: str | None, features: Sequence[str] | None
+) -> tuple[str, list[str]]:
+    from mlstrat.features import feature_columns, target_columns
+
+    targets = list(target_columns(frame))
+    if target is None:
+        choices = [t for t in targets if t.startswith(("direction_", "three_class_"))]
+        if not choices:
+            raise SchemaError(
+                "feed has no direction_* or three_class_* target",
+                file=path,
+                fix="pass target=... or rebuild the feed with --target direction:1",
+            )
+        target = choices[0]
+    if target not in frame.columns:
+        raise SchemaError(
+            f"target column {target!r} is not in the feed (targets: {targets})",
+            file=path,
+            column=target,
+            fix="pick one of the feed's targets or rebuild it with that target",
+        )
+    if features is None:
+        names = list(feature_columns(frame))
+    else:
+        names = list(features)
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise SchemaError(
+                f"feed lacks feature column(s) {', '.join(missing)}",
+                file=path,
+                column=missing[0],
+                fix="use names from mlstrat.features.feature_columns(feed)",
+            )
+        leaked = [c for c in names if c in targets]
+        if leaked:
+            raise SchemaError(
+                f"target column(s) {', '.join(leaked)} cannot be model inputs (they hold the future)",
+                file=path,
+                column=leaked[0],
+                fix="select features with mlstrat.features.feature_columns(feed)",
+            )
+    if not names:
+        raise SchemaError("feed has no feature columns", file=path, fix="rebuild the feed")
+    return target, names
+
+
+def realised_forward_return(frame: pd.DataFrame, horizon: int, column: str | None) -> np.ndarray:
+    """Realised forward return over the label horizon, for the IC (evaluation only)."""
+    if column is not None:
+        return frame[column].to_numpy(dtype=float)
+    close = frame["close"].to_numpy(dtype=float)
+    out = np.full(len(close), np.nan)
+    out[:-horizon] = close[horizon:] / close[:-horizon] - 1.0
+    return out
+
+
+# ---------------------------------------------------------------------------- one fold
+
+
+def fold_dir_name(number: int) -> str:
+    return f"{number:03d}"
+
+
+def fold_is_done(fold_dir: Path, run_key: str, fold: Fold) -> bool:
+    """True if `fold_dir` verifies against its manifest and was made by this run's config."""
+    if not (fold_dir / FOLD_FILE).is_file():
+        return False
+    try:
+        report = verify_model_dir(fold_dir)
+        info = load_json(fold_dir / FOLD_FILE)
+    except (IntegrityError, ModelLoadError, OSError):
+        return False
+    covered = {FOLD_FILE, FOLD_PREDICTIONS} <= set(report.files_checked)
+    return covered and info.get("run_key") == run_key and info.get("periods") == fold.to_dict()
+
+
+def run_fold(task: FoldTask) -> str:
+    """Train, threshold, predict and save one fold; returns the fold directory."""
+    if os.getpid() != task.parent_pid:
+        limit_threads(task.threads)
+    from mlstrat.predictors.registry import create_predictor
+
+    started = time.perf_counter()
+    frame = load_feed(task.feed_path)
+    X = frame[list(task.features)]
+    # keep provenance for the model's metadata, but not the per-column role table:
+    # pandas deep-copies attrs on every slice
+    meta = frame.attrs.get("mlstrat")
+    X.attrs = {"mlstrat": {k: v for k, v in meta.items() if k != "roles"}} if meta else {}
+    y = frame[task.target]
+    fold = task.fold
+
+    def factory():
+        return create_predictor(task.predictor, **task.params)
+
+    fitted = fit_fold(
+        factory, X, y, fold, symbol=task.symbol, threshold_params=task.threshold_params
+    )
+    pred = predict_rows(fitted.model, X, fold.test)
+    signal = thresholded_signal(pred, fitted.thresholds)
+    index = X.index[fold.test]
+    out = prediction_frame(pred, signal, index, fold.number, fitted.thresholds)
+
+    y_test = y.to_numpy(dtype=float)[fold.test]
+    fwd = realised_forward_return(frame, task.horizon, task.forward_return)[fold.test]
+    if pred.proba is not None:
+        metrics = classification_metrics(y_test, pred, signal=signal, forward_return=fwd)
+    else:
+        point = pred.volatility if pred.volatility is not None else pred.expected_return
+        metrics = regression_metrics(y_test, point, forward_return=fwd)
+    val_metrics: dict[str, Any] = {}
+    if fitted.validation_prediction is not None and fitted.validation_prediction.proba is not None:
+        y_val = y.to_numpy(dtype=float)[fold.validation]
+        val_metrics = classification_metrics(y_val, fitted.validation_prediction)
+    info = {
+        "fold": fold.number,
+        "run_key": task.run_key,
+        "periods": fold.to_dict(),
+        "predictor": task.predictor,
+        "params": task.params,
+        "target": task.target,
+        "symbol": task.symbol,
+        "n_features": len(task.features),
+        "thresholds": None if fitted.thresholds is None else fitted.thresholds.to_dict(),
+        "metrics": metrics,
+        "validation_metrics": val_metrics,
+        **fitted.info,
+        "fit_seconds": round(time.perf_counter() - started, 3),
+    }
+    _write_fold_dir(Path(task.fold_dir), fitted.model, info, out)
+    return task.fold_dir
+
+
+def prediction_frame(
+    pred: Prediction, signal: np.ndarray, index: pd.Index, fold: int, thresholds: Any
+) -> pd.DataFrame:
+    """Prediction-feed rows: timestamp, fold, signal, confidence, proba_*, ..., thresholds."""
+    body = pred.to_frame(pd.RangeIndex(len(index)))
+    body["signal"] = np.asarray(signal, dtype=float)
+    out = pd.DataFrame({"timestamp": index, "fold": np.full(len(index), fold, dtype=np.int64)})
+    out = pd.concat([out, body], axis=1)
+    out["threshold_long"] = np.nan if thresholds is None else float(thresholds.long)
+    out["threshold_short"] = np.nan if thresholds is None else float(thresholds.short)
+    return out
+
+
+def _write_fold_dir(final: Path, model: Any, info: dict[str, Any], preds: pd.DataFrame) -> None:
+    """Save model + fold.json + predictions in a staging dir, re-manifest, rename into place."""
+    staging = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        built = staging / final.name
+        model.save(built)
+        dump_json(built / FOLD_FILE, info)
+        preds.to_parquet(built / FOLD_PREDICTIONS, index=False)
+        dump_json(built / MANIFEST_FILE, build_manifest(built))
+        if final.exists():
+            os.rename(final, staging / "replaced")
+        os.rename(built, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def _params_for(name: str, params: Mapping[str, Any], seed: int) -> tuple[dict, bool]:
+    """User params plus `seed` when the predictor takes one; whether it takes `n_jobs`."""
+    from mlstrat.predictors.registry import get_predictor
+
+    cls = get_predictor(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    out = dict(params)
+    if "seed" in accepted and "seed" not in out:
+        out["seed"] = seed
+    return out, "n_jobs" in accepted and "n_jobs" not in params
+
+
+def run_key(config: Mapping[str, Any]) -> str:
+    text = json.dumps(to_jsonable(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_walk_forward(
+    feed_path: str | Path,
+    predictor: str = "xgboost",
+    params: Mapping[str, Any] | None = None,
+    target: str | None = None,
+    splits: WalkForward | None = None,
+    out: str | Path = "models/walkforward",
+    *,
+    n_jobs: int = -1,
+    backend: str = "loky",
+    scheduler: Any = None,
+    resume: bool = True,
+    features: Sequence[str] | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> WalkForwardResult:
+    """Train one `predictor` per walk-forward fold of the feed and write the prediction feed.
+
+    params: predictor constructor parameters (`seed` is added when the predictor
+        takes one; `n_jobs` is set to the per-worker thread budget unless given).
+    target: target column (default: the feed's first direction_*/three_class_*).
+    splits: the fold schedule (default seed 003's 4-month train / 2-month step);
+        its horizon is raised to the target's so labels are always purged.
+    thresholds: keyword arguments of `fit_thresholds` (range, objective, multipliers...).
+    n_jobs: parallel folds (-1: all cores). backend: "loky" or "dask"; scheduler:
+        for dask, a "tcp://host:port" address, a distributed Client or LocalCluster,
+        or None for a LocalCluster of `n_jobs` single-threaded workers.
+    resume: skip folds already written by the same configuration.
+    """
+    started = time.perf_counter()
+    feed_path = Path(feed_path)
+    if backend not in ("loky", "dask"):
+        raise ConfigError(f"unknown backend {backend!r}", fix="use backend='loky' or 'dask'")
+    frame = load_feed(feed_path)
+    target, feature_names = _resolve_columns(frame, feed_path, target, features)
+    horizon = horizon_of(target)
+    splits = splits or WalkForward(train="4mo", test="2mo")
+    if splits.horizon < horizon:
+        splits = dataclasses.replace(splits, horizon=horizon)
+    folds = splits.split(frame.index)
+    if not folds:
+        raise ConfigError(
+            f"the feed ({frame.index[0]} .. {frame.index[-1]}) is too short for one fold of "
+            f"{splits.describe()}",
+            file=feed_path,
+            fix="use a longer feed or a shorter train window",
+        )
+    fwd_col = f"forward_return_{horizon}"
+    fwd_col = fwd_col if fwd_col in frame.columns else None
+    symbol = _feed_symbol(frame)
+    params, wants_threads = _params_for(predictor, params or {}, seed)
+    threshold_params = dict(thresholds or {})
+    config = {
+        "feed": feed_path.name,
+        "feed_sha256": file_sha256(feed_path),
+        "predictor": predictor,
+        "params": params,
+        "target": target,
+        "features": feature_names,
+        "splits": splits.describe(),
+        "thresholds": threshold_params,
+        "seed": seed,
+        "symbol": symbol,
+    }
+    key = run_key(config)
+
+    out = Path(out)
+    folds_dir = out / "folds"
+    folds_dir.mkdir(parents=True, exist_ok=True)
+    for stale in folds_dir.glob(".*.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    dump_json(out / RUN_FILE, {**config, "run_key": key})
+
+    pending = [
+        f
+        for f in folds
+        if not (resume and fold_is_done(folds_dir / fold_dir_name(f.number), key, f))
+    ]
+    cores = available_cores()
+    workers = cores if n_jobs is None or n_jobs < 0 else max(1, int(n_jobs))
+    workers = max(1, min(workers, len(pending))) if pending else 1
+    threads = max(1, cores // workers)
+    task_params = dict(params)
+    if wants_threads:
+        task_params["n_jobs"] = threads
+    tasks = [
+        FoldTask(
+            feed_path=str(feed_path.resolve()),
+            fold_dir=str((folds_dir / fold_dir_name(f.number)).resolve()),
+            fold=f,
+            predictor=predictor,
+            params=task_params,
+            target=target,
+            features=tuple(feature_names),
+            forward_return=fwd_col,
+            horizon=horizon,
+            symbol=symbol,
+            threshold_params=threshold_params,
+            run_key=key,
+            threads=threads,
+            parent_pid=os.getpid(),
+        )
+        for f in pending
+    ]
+    _execute(tasks, workers, threads, backend, scheduler, progress, len(folds))
+    records, parts = [], []
+    for f in folds:
+        fold_dir = folds_dir / fold_dir_name(f.number)
+        info = load_json(fold_dir / FOLD_FILE)
+        records.append(flat_record(info))
+        parts.append(pd.read_parquet(fold_dir / FOLD_PREDICTIONS))
+    for extra in folds_dir.iterdir():
+        # folds of an earlier, longer run in the same directory no longer belong here
+        if extra.is_dir() and extra.name.isdigit() and int(extra.name) >= len(folds):
+            shutil.rmtree(extra)
+    predictions = pd.concat(parts, ignore_index=True)
+    predictions_path = out / "predictions.parquet"
+    _atomic_parquet(predictions, predictions_path)
+    folds_path = out / "folds.json"
+    tmp = folds_path.with_suffix(".json.tmp")
+    dump_json(tmp, records)
+    os.replace(tmp, folds_path)
+    return WalkForwardResult(
+        out=out,
+        predictions_path=predictions_path,
+        folds_path=folds_path,
+        folds=records,
+        n_trained=len(tasks),
+        n_resumed=len(folds) - len(tasks),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
+    """One folds.json row: periods, sizes, test metrics, best iteration/epoch, thresholds."""
+    th = info.get("thresholds") or {}
+    record = {
+        **info["periods"],
+        "predictor": info.get("predictor"),
+        "target": info.get("target"),
+        "symbol": info.get("symbol"),
+        **info.get("metrics", {}),
+        "best_iteration": info.get("best_iteration"),
+        "best_epoch": info.get("best_epoch"),
+        "threshold_long": th.get("long"),
+        "threshold_short": th.get("short"),
+        "thresholds": th or None,
+        "validation_metrics": info.get("validation_metrics", {}),
+        "fit_seconds": info.get("fit_seconds"),
+    }
+    return record
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _execute(
+    tasks: list[FoldTask],
+    workers: int,
+    threads: int,
+    backend: str,
+    scheduler: Any,
+    progress: bool,
+    total: int,
+) -> None:
+    from joblib import Parallel, delayed, parallel_config
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=total,
+        initial=total - len(tasks),
+        desc="walk-forward folds",
+        unit="fold",
+        disable=not progress,
+    )
+    try:
+        if not tasks:
+            return
+        if backend == "loky":
+            with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
+                results = Parallel(return_as="generator_unordered")(
+                    delayed(run_fold)(t) for t in tasks
+                )
+                for _ in results:
+                    bar.update(1)
+            return
+        client, cluster, close_client = _dask_client(scheduler, workers)
+        try:
+            with parallel_config(backend="dask", n_jobs=workers):
+                results = Parallel(return_as="generator_unordered")(
+                    delayed(run_fold)(t) for t in tasks
+                )
+                for _ in results:
+                    bar.update(1)
+        finally:
+            if close_client:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    finally:
+        bar.close()
+
+
+def _dask_client(scheduler: Any, workers: int) -> tuple[Any, Any, bool]:
+    """(client, cluster this run started or None, whether to close the client)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ConfigError(
+            "backend='dask' needs dask.distributed",
+            fix="pip install 'mlstrat[dask]'",
+        ) from exc
+    if isinstance(scheduler, Client):
+        return scheduler, None, False
+    if isinstance(scheduler, LocalCluster):
+        return Client(scheduler), None, True
+    if isinstance(scheduler, str):
+        try:
+            return Client(scheduler, timeout="10s"), None, True
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot reach the dask scheduler at {scheduler} ({exc})",
+                fix="start one with `dask scheduler` or omit --scheduler for a local cluster",
+            ) from exc
+    if scheduler is not None:
+        raise ConfigError(
+            f"scheduler must be an address, Client or LocalCluster, got {scheduler!r}"
+        )
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    return Client(cluster), cluster, True
