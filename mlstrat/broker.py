@@ -8,6 +8,8 @@ Fill timing (the default is the honest one):
 * ``fill="close"`` (backtrader's cheat-on-close): the order fills at bar t's
   own close. Optimistic, because the decision used that very close; useful
   only to compare with vectorised research that assumes close-to-close fills.
+  backtrader books such a fill while processing bar t+1, so trade times and
+  recorded positions show it at t+1; only the price is bar t's close.
 * ``cheat_on_open=True``: MLStrategy takes its decisions in ``next_open()`` of
   bar t+1 from bar t's predictions and sizes with bar t+1's open price, so the
   sizer knows the fill price exactly. Fills are still at t+1's open, as in the

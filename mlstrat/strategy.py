@@ -9,19 +9,21 @@ A user strategy is a subclass that overrides a hook or two:
             return 1 if pred.signal > 0 and pred.confidence >= 0.7 else 0
 
 Each bar, for every data feed that carries a ``signal`` line (one feed per
-symbol; any number of them in one Cerebro), MLStrategy reads the prediction
+symbol; any number of them in one Cerebro; with ``signal_line=None`` every
+feed, for strategies whose own rule replaces the model signal), MLStrategy reads the prediction
 (`pred(data)` → `Pred`), calls `on_prediction`, then asks `exit_signal` (when
 in a position) or `entry_signal` (when flat) and places orders sized by the
 strategy's sizer. Orders placed at bar t's close fill at bar t+1's open
 (see `mlstrat.broker` for the other fill timings). NaN predictions never
-trade.
+trade with the default hooks (and the tiered sizer gives them size 0).
 
 Exits: a signal flip (``exit_on_flip``), ``max_hold_bars``, and
 ``stop_loss`` / ``take_profit`` / ``trail_percent`` as backtrader bracket
 orders whose prices are fractions away from the reference price (the close
 the decision was made on). Bracket exits are live from the bar after the
 entry fill (backtrader activates bracket children once the parent has filled).
-``cooldown_bars`` bar closes after an exit fill pass before the next entry.
+With ``cooldown_bars`` = N, no entry is decided at the N bars starting with
+the bar an exit filled on (N = 0 allows reversing in one decision).
 
 Online retraining: with ``predictor_factory`` set, the strategy refits a
 predictor on the bars seen so far (`should_retrain` / `retrain` /
@@ -178,7 +180,7 @@ class MLStrategy(bt.Strategy):
         self._ml_orders: dict[int, tuple[_Slot, str]] = {}
         for data in self.datas:
             signal = _line(data, p.signal_line)
-            if signal is None:
+            if signal is None and p.signal_line:
                 continue  # e.g. an index or reference feed without predictions
             slot = _Slot(data)
             slot.signal = signal
@@ -202,7 +204,7 @@ class MLStrategy(bt.Strategy):
                 fix=f"join predictions onto the feed or set signal_line to one of {names}",
             )
         for slot in self._slots.values():
-            if slot.confidence is None:
+            if slot.confidence is None and slot.signal is not None:
                 raise ConfigError(
                     f"feed {slot.symbol or '?'} has a signal line but no {p.confidence_line!r} line",
                     column=p.confidence_line,
@@ -279,7 +281,7 @@ class MLStrategy(bt.Strategy):
         if not slot.tier_steps:
             self.tier_table  # noqa: B018
         a = self._ago + ago
-        conf = slot.confidence[a]
+        conf = NAN if slot.confidence is None else slot.confidence[a]
         tier = ""
         for threshold, name in slot.tier_steps:
             if conf >= threshold:
@@ -294,7 +296,7 @@ class MLStrategy(bt.Strategy):
         er = slot.expected_return
         vol = slot.volatility
         return Pred(
-            slot.signal[a],
+            NAN if slot.signal is None else slot.signal[a],
             conf,
             proba,
             tier,
@@ -407,14 +409,12 @@ class MLStrategy(bt.Strategy):
                 return
             held = position.size
             self.exit(data, "exit_signal" if reason is True else str(reason))
-            if p.cooldown_bars == 0 and pred.valid:
+            if p.cooldown_bars == 0:
                 side = self.entry_signal(data, pred)
                 if side * held < 0:  # reversal into the opposite side
                     self.enter(data, side, pred)
             return
-        if bar - slot.exit_bar <= self.p.cooldown_bars and self.p.cooldown_bars:
-            return
-        if not pred.valid:
+        if bar - slot.exit_bar < self.p.cooldown_bars:
             return
         side = self.entry_signal(data, pred)
         if side:
@@ -531,7 +531,8 @@ class MLStrategy(bt.Strategy):
                 column="feature_lines",
                 fix="name feed lines (feature and target columns) the predictor learns from",
             )
-        if data not in self._slots:
+        slot = self._slots.get(data)
+        if slot is None or slot.signal is None or slot.confidence is None:
             raise ConfigError(
                 "online retraining writes predictions into the first feed's prediction lines, "
                 f"but it has no {p.signal_line!r} line",
@@ -843,3 +844,23 @@ class EquityRecorder(bt.Analyzer):
 
 
 PredictorFactory = Callable[[int], Any]
+
+
+#: Prediction columns online retraining fills in (`with_prediction_columns`).
+PREDICTION_PLACEHOLDERS: tuple[str, ...] = ("signal", "confidence", "proba_up", "fold")
+
+
+def with_prediction_columns(
+    df: pd.DataFrame, columns: tuple[str, ...] = PREDICTION_PLACEHOLDERS
+) -> pd.DataFrame:
+    """A copy of ``df`` with NaN prediction columns added where missing.
+
+    Online retraining writes each bar's prediction into these lines, so a feed
+    for an online strategy is built from ``with_prediction_columns(features)``.
+    """
+    out = df.copy()
+    for name in columns:
+        if name not in out.columns:
+            out[name] = np.nan
+    out.attrs = dict(df.attrs)
+    return out
