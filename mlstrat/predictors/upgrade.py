@@ -37,6 +37,8 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
 }
 
 
@@ -55,12 +57,21 @@ class UpgradeReport:
 class _SklearnScalerState:
     """Stand-in that receives a scikit-learn scaler's pickled attribute dict."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    kind = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.state: dict[str, Any] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.state = state
+
+
+class _MinMaxState(_SklearnScalerState):
+    kind = "minmax"
+
+
+class _StandardState(_SklearnScalerState):
+    kind = "standard"
 
 
 class _ScalerUnpickler(pickle.Unpickler):
@@ -68,8 +79,7 @@ class _ScalerUnpickler(pickle.Unpickler):
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a scaler pickle")
         if name in ("MinMaxScaler", "StandardScaler"):
-            kind = "minmax" if name == "MinMaxScaler" else "standard"
-            return lambda *a, **k: _SklearnScalerState(kind)
+            return _MinMaxState if name == "MinMaxScaler" else _StandardState
         return super().find_class(module, name)
 
 
