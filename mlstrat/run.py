@@ -1,0 +1,979 @@
+"""One reproducible experiment: data → features → walk-forward → backtest → report.
+
+    from mlstrat.run import run_experiment, replay
+    result = run_experiment("configs/demo.yaml", "reports/demo")
+    replay("reports/demo")            # recomputes everything, checks trades.csv is identical
+
+Every stage's output is cached under a key that hashes its inputs: the
+config section it reads, the keys of the stages it consumes and the sha256 of
+the data files (plus the strategy's source file for the backtest). A stage
+whose key has a finished cache entry is skipped, so a second run that only
+changes a strategy parameter reuses the features and the trained models, and
+a killed run restarts where it stopped (walk-forward also resumes inside a
+stage, fold by fold). The cache lives in ``OUT/cache`` unless ``cache_dir`` is
+set (a shared directory several runs can reuse).
+
+The run directory is self-contained; files are hard links into the cache
+where possible (copies otherwise)::
+
+    config.yaml         the resolved configuration (defaults filled, absolute paths)
+    environment.json    Python/mlstrat/backtrader/TensorFlow/XGBoost/... versions,
+                        platform, data files with sha256
+    run.json            status, stage keys, what was computed or reused, timings
+    features/SYM.parquet                feature feed per symbol
+    models/PRED/SYM/                    walk-forward output: folds/NNN/ model dirs,
+                                        predictions.parquet, folds.json
+    backtests/PRED/                     BacktestResult (trades.csv, equity.csv, ...)
+                                        and predictions/SYM.parquet as traded
+    report/PRED/report.html             one report per traded predictor
+    report/comparison/report.html       all traded predictors side by side
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import filecmp
+import importlib.metadata
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import mlstrat
+from mlstrat.config import PredictorConfig, RunConfig, content_hash, load_config, parse_config
+from mlstrat.errors import ConfigError, DataError, IntegrityError
+
+#: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
+STAGE_VERSIONS = {"features": 1, "walkforward": 1, "backtest": 1, "report": 1}
+DONE_FILE = "done.json"
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+ENV_FILE = "environment.json"
+REPLAY_DIR = "replay"
+TRADES_FILE = "trades.csv"
+#: Distributions whose versions every run records (first installed name of each group).
+VERSION_PACKAGES: tuple[tuple[str, ...], ...] = (
+    ("mlstrat",),
+    ("backtrader",),
+    ("tensorflow-cpu", "tensorflow"),
+    ("keras",),
+    ("xgboost-cpu", "xgboost"),
+    ("numpy",),
+    ("pandas",),
+    ("pyarrow",),
+    ("scikit-learn",),
+    ("joblib",),
+    ("matplotlib",),
+)
+
+Progress = Callable[..., Any]
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass
+class StageRecord:
+    """What one stage did for one item (symbol, predictor, ...)."""
+
+    stage: str
+    item: str
+    key: str
+    status: str  # "hashed" (data), "computed", "cached" or "resumed"
+    seconds: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "item": self.item,
+            "key": self.key,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            **({"detail": self.detail} if self.detail else {}),
+        }
+
+
+@dataclass
+class RunResult:
+    """A finished run: where it is, what each stage did, the backtests and the report pages."""
+
+    out: Path
+    config: RunConfig
+    stages: list[StageRecord]
+    results: dict[str, Any]  # predictor name -> BacktestResult
+    reports: dict[str, Path]  # predictor name (or "comparison") -> report.html
+    seconds: float
+
+    def status(self, stage: str) -> dict[str, str]:
+        """item -> status of every record of `stage`."""
+        return {r.item: r.status for r in self.stages if r.stage == stage}
+
+    @property
+    def main_report(self) -> Path | None:
+        if "comparison" in self.reports:
+            return self.reports["comparison"]
+        return next(iter(self.reports.values()), None)
+
+    def trades(self, predictor: str | None = None) -> pd.DataFrame:
+        name = predictor or next(iter(self.results))
+        return self.results[name].trades
+
+
+@dataclass
+class ReplayResult:
+    """Outcome of `replay`: per traded predictor, whether trades.csv came out byte-identical."""
+
+    run_dir: Path
+    out: Path
+    mode: str
+    identical: dict[str, bool]
+    differences: dict[str, str]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(self.identical.values())
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def versions() -> dict[str, str | None]:
+    """Python and package versions (read from installed metadata; nothing heavy is imported)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for names in VERSION_PACKAGES:
+        found = None
+        for name in names:
+            try:
+                found = importlib.metadata.version(name)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        key = names[-1]
+        out[key] = found
+    out["mlstrat"] = mlstrat.__version__
+    return out
+
+
+def environment(config: RunConfig, data_hashes: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "versions": versions(),
+        "platform": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "python_implementation": platform.python_implementation(),
+            "cpu_count": os.cpu_count(),
+        },
+        "data": dict(data_hashes),
+        "seed": config.seed,
+    }
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from mlstrat.predictors.persistence import dump_json
+
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    dump_json(tmp, obj)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    from mlstrat.predictors.persistence import load_json
+
+    return load_json(path)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def materialise(src: Path, dst: Path) -> None:
+    """Make `dst` a copy of file or directory `src` (hard links where possible), atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}")
+    if src.is_dir():
+        shutil.copytree(src, tmp, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(src), str(tmp))
+    old = None
+    if dst.exists() or dst.is_symlink():
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(dst, old)
+    os.rename(tmp, dst)
+    if old is not None:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def _done(entry: Path) -> dict[str, Any] | None:
+    marker = entry / DONE_FILE
+    if not marker.is_file():
+        return None
+    try:
+        return _read_json(marker)
+    except (IntegrityError, OSError):
+        return None
+
+
+def _mark_done(entry: Path, info: Mapping[str, Any]) -> None:
+    _write_json(entry / DONE_FILE, {"finished": _now(), **info})
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _bar(progress: bool, total: int, desc: str, unit: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=True)
+
+
+def horizon_of(target: str) -> int:
+    from mlstrat.walkforward.runner import horizon_of as _h
+
+    return _h(target)
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+
+class _Pipeline:
+    def __init__(self, config: RunConfig, out: Path, cache: Path, progress: bool) -> None:
+        self.config = config
+        self.out = out
+        self.cache = cache
+        self.progress = progress
+        self.records: list[StageRecord] = []
+        self.data_hashes: dict[str, dict[str, Any]] = {}
+        self.feature_keys: dict[str, str] = {}
+        self.feature_paths: dict[str, Path] = {}
+        self.wf_keys: dict[tuple[str, str], str] = {}
+        self.wf_dirs: dict[tuple[str, str], Path] = {}
+        self.bt_keys: dict[str, str] = {}
+        self.results: dict[str, Any] = {}
+        self.reports: dict[str, Path] = {}
+
+    # -- data ---------------------------------------------------------------
+
+    def data(self) -> None:
+        from mlstrat.data import file_sha256
+
+        files = self.config.data.files
+        with _bar(self.progress, len(files), "data (sha256)", "file") as bar:
+            for f in files:
+                started = time.perf_counter()
+                info: dict[str, Any] = {"path": str(f.path), "sha256": file_sha256(f.path)}
+                if f.minute_path is not None:
+                    info["minute_path"] = str(f.minute_path)
+                    info["minute_sha256"] = file_sha256(f.minute_path)
+                self.data_hashes[f.symbol] = info
+                self.records.append(
+                    StageRecord(
+                        "data",
+                        f.symbol,
+                        info["sha256"][:16],
+                        "hashed",
+                        time.perf_counter() - started,
+                    )
+                )
+                bar.update(1)
+
+    # -- features -----------------------------------------------------------
+
+    def features(self) -> None:
+        cfg = self.config
+        section = cfg.section("features")
+        with _bar(self.progress, len(cfg.data.files), "features", "symbol") as bar:
+            for f in cfg.data.files:
+                started = time.perf_counter()
+                load = {
+                    "symbol": f.symbol,
+                    "timeframe": f.timeframe,
+                    "format": f.format,
+                    "on_duplicate": f.on_duplicate,
+                    "tz": f.tz,
+                }
+                key = content_hash(
+                    {
+                        "stage": "features",
+                        "stage_version": STAGE_VERSIONS["features"],
+                        "mlstrat": mlstrat.__version__,
+                        "data": {
+                            k: v for k, v in self.data_hashes[f.symbol].items() if "sha256" in k
+                        },
+                        "load": load,
+                        "start": cfg.data.start,
+                        "end": cfg.data.end,
+                        "features": section,
+                    }
+                )
+                entry = self.cache / "features" / key
+                status = "cached"
+                if _done(entry) is None:
+                    status = "computed"
+                    frame = self._build_features(f)
+                    self._write_entry(
+                        entry, lambda tmp, fr=frame: _write_feed(fr, tmp / "feed.parquet")
+                    )
+                    _mark_done(entry, {"symbol": f.symbol, "rows": len(frame)})
+                self.feature_keys[f.symbol] = key
+                path = self.out / "features" / f"{f.symbol}.parquet"
+                materialise(entry / "feed.parquet", path)
+                self.feature_paths[f.symbol] = path
+                self.records.append(
+                    StageRecord("features", f.symbol, key, status, time.perf_counter() - started)
+                )
+                bar.update(1)
+
+    def _build_features(self, f: Any) -> pd.DataFrame:
+        from mlstrat.data import load_bars
+        from mlstrat.features import build_feature_feed, get_feature_set
+
+        cfg = self.config
+        bars = self._slice(
+            load_bars(
+                f.path,
+                symbol=f.symbol,
+                timeframe=f.timeframe,
+                fmt=f.format,
+                on_duplicate=f.on_duplicate,
+                tz=f.tz,
+            ),
+            f.path,
+        )
+        minute = None
+        if f.minute_path is not None:
+            minute = load_bars(f.minute_path, symbol=f.symbol, on_duplicate=f.on_duplicate, tz=f.tz)
+        fs = get_feature_set(cfg.features.set, cfg.features.version)
+        return build_feature_feed(bars, fs, targets=cfg.features.targets, minute_bars=minute)
+
+    def _slice(self, bars: pd.DataFrame, path: Path) -> pd.DataFrame:
+        start, end = self.config.data.start, self.config.data.end
+        attrs = dict(bars.attrs)
+        if start is not None:
+            bars = bars[bars.index >= pd.Timestamp(start)]
+        if end is not None:
+            bars = bars[bars.index <= pd.Timestamp(end)]
+        if len(bars) < 2:
+            raise DataError(
+                f"no bars between data.start={start} and data.end={end}",
+                file=path,
+                fix="widen data.start / data.end or check the file's period",
+            )
+        bars = bars.copy()
+        bars.attrs = attrs
+        return bars
+
+    def _write_entry(self, entry: Path, write: Callable[[Path], Any]) -> None:
+        """Build a cache entry in a staging directory and rename it into place."""
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir()
+        try:
+            write(tmp)
+            if entry.exists():
+                shutil.rmtree(entry)
+            os.rename(tmp, entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- walk-forward -------------------------------------------------------
+
+    def walkforward(self) -> None:
+        cfg = self.config
+        jobs = [(p, f.symbol) for p in cfg.predictors for f in cfg.data.files]
+        with _bar(self.progress, len(jobs), "walk-forward", "model") as bar:
+            for pred, symbol in jobs:
+                bar.set_postfix_str(f"{pred.name} {symbol}")
+                started = time.perf_counter()
+                key = self.wf_key(pred, symbol)
+                entry = self.cache / "walkforward" / key
+                status, detail = "cached", {}
+                if _done(entry) is None:
+                    result = self._run_walk_forward(pred, symbol, entry)
+                    status = "resumed" if result.n_resumed else "computed"
+                    detail = {
+                        "folds": len(result.folds),
+                        "trained": result.n_trained,
+                        "resumed": result.n_resumed,
+                    }
+                    _mark_done(entry, {"predictor": pred.name, "symbol": symbol, **detail})
+                else:
+                    detail = {"folds": len(_read_json(entry / "folds.json"))}
+                self.wf_keys[(pred.name, symbol)] = key
+                target = self.out / "models" / pred.name / symbol
+                materialise(entry, target)
+                self.wf_dirs[(pred.name, symbol)] = target
+                self.records.append(
+                    StageRecord(
+                        "walkforward",
+                        f"{pred.name}/{symbol}",
+                        key,
+                        status,
+                        time.perf_counter() - started,
+                        detail,
+                    )
+                )
+                bar.update(1)
+
+    def wf_key(self, pred: PredictorConfig, symbol: str) -> str:
+        spec = next(p for p in self.config.section("predictors") if p["name"] == pred.name)
+        spec = {k: v for k, v in spec.items() if k != "name"}
+        return content_hash(
+            {
+                "stage": "walkforward",
+                "stage_version": STAGE_VERSIONS["walkforward"],
+                "features": self.feature_keys[symbol],
+                "predictor": spec,
+                "walkforward": self.config.section("walkforward"),
+                "seed": self.config.seed,
+            }
+        )
+
+    def _run_walk_forward(self, pred: PredictorConfig, symbol: str, entry: Path) -> Any:
+        from mlstrat.walkforward.runner import run_walk_forward
+
+        cfg = self.config
+        splits = cfg.walkforward.splits(horizon=horizon_of(pred.target))
+        return run_walk_forward(
+            self.feature_paths[symbol],
+            predictor=pred.predictor,
+            params=pred.params,
+            target=pred.target,
+            splits=splits,
+            out=entry,
+            n_jobs=cfg.n_jobs,
+            backend=cfg.backend,
+            scheduler=cfg.scheduler,
+            resume=True,
+            features=None if pred.features is None else list(pred.features),
+            thresholds=pred.thresholds,
+            seed=cfg.seed,
+            progress=self.progress,
+        )
+
+    # -- backtest -----------------------------------------------------------
+
+    def backtest(self) -> None:
+        cfg = self.config
+        signal = cfg.signal_predictors
+        with _bar(self.progress, len(signal), "backtest", "strategy") as bar:
+            for pred in signal:
+                bar.set_postfix_str(pred.name)
+                started = time.perf_counter()
+                key = self.bt_key(pred)
+                entry = self.cache / "backtests" / key
+                status = "cached"
+                if _done(entry) is None:
+                    status = "computed"
+                    self._write_entry(entry, lambda tmp, p=pred: self._run_backtest(p, tmp))
+                    _mark_done(entry, {"predictor": pred.name})
+                self.bt_keys[pred.name] = key
+                target = self.out / "backtests" / pred.name
+                materialise(entry, target)
+                from mlstrat.report.result import BacktestResult
+
+                self.results[pred.name] = BacktestResult.load(target / "result")
+                n = len(self.results[pred.name].trades)
+                self.records.append(
+                    StageRecord(
+                        "backtest",
+                        pred.name,
+                        key,
+                        status,
+                        time.perf_counter() - started,
+                        {"trades": n},
+                    )
+                )
+                bar.update(1)
+
+    def bt_key(self, pred: PredictorConfig) -> str:
+        cfg = self.config
+        from mlstrat.data import file_sha256
+
+        strategy = dict(cfg.section("strategy"))
+        if cfg.strategy.file is not None and cfg.strategy.file.is_file():
+            strategy["source_sha256"] = file_sha256(cfg.strategy.file)
+        sizing = dict(cfg.section("sizing"))
+        vol = cfg.volatility_predictor
+        symbols = cfg.data.symbols
+        return content_hash(
+            {
+                "stage": "backtest",
+                "stage_version": STAGE_VERSIONS["backtest"],
+                "mlstrat": mlstrat.__version__,
+                "features": {s: self.feature_keys[s] for s in symbols},
+                "signal": {s: self.wf_keys[(pred.name, s)] for s in symbols},
+                "volatility": None
+                if vol is None
+                else {s: self.wf_keys[(vol.name, s)] for s in symbols},
+                "strategy": strategy,
+                "sizing": sizing,
+                "broker": cfg.section("broker"),
+                "name": cfg.name,
+                "predictor": pred.name,
+            }
+        )
+
+    def _run_backtest(self, pred: PredictorConfig, tmp: Path) -> None:
+        result, frames = backtest_predictor(
+            self.config,
+            pred,
+            self.feature_paths,
+            {s: self.wf_dirs[(pred.name, s)] for s in self.config.data.symbols},
+            None
+            if self.config.volatility_predictor is None
+            else {
+                s: self.wf_dirs[(self.config.volatility_predictor.name, s)]
+                for s in self.config.data.symbols
+            },
+        )
+        (tmp / "predictions").mkdir()
+        for symbol, frame in frames.items():
+            frame.to_parquet(tmp / "predictions" / f"{symbol}.parquet", index=False)
+        result.save(tmp / "result")
+
+    # -- report -------------------------------------------------------------
+
+    def report(self, previous: Mapping[str, Any]) -> None:
+        cfg = self.config
+        if not cfg.report.enabled:
+            return
+        names = list(self.results)
+        pages = [(n, [n]) for n in names]
+        if cfg.report.comparison and len(names) > 1:
+            pages.append(("comparison", names))
+        old = {
+            r["item"]: r["key"] for r in previous.get("stages", []) if r.get("stage") == "report"
+        }
+        with _bar(self.progress, len(pages), "report", "page") as bar:
+            for page, members in pages:
+                started = time.perf_counter()
+                key = content_hash(
+                    {
+                        "stage": "report",
+                        "stage_version": STAGE_VERSIONS["report"],
+                        "mlstrat": mlstrat.__version__,
+                        "backtests": {m: self.bt_keys[m] for m in members},
+                        "report": cfg.section("report"),
+                    }
+                )
+                target = self.out / "report" / page
+                html = target / "report.html"
+                status = "cached"
+                if not (old.get(page) == key and html.is_file()):
+                    status = "computed"
+                    self._build_page(page, members, target)
+                self.reports[page] = html
+                self.records.append(
+                    StageRecord("report", page, key, status, time.perf_counter() - started)
+                )
+                bar.update(1)
+
+    def _build_page(self, page: str, members: list[str], target: Path) -> None:
+        from mlstrat.report.html import build_comparison, build_report
+
+        cfg = self.config
+        title = cfg.report.title or cfg.name
+        if page == "comparison":
+            build_comparison(
+                {m: self.results[m] for m in members},
+                target,
+                title=f"{title}: comparison",
+            )
+        else:
+            label = f"{title}: {page}" if len(self.results) > 1 else title
+            build_report(self.results[page], target, title=label)
+
+
+def _write_feed(frame: pd.DataFrame, path: Path) -> None:
+    from mlstrat.features import write_feature_feed
+
+    write_feature_feed(frame, path)
+
+
+# ---------------------------------------------------------------------------- backtest stage
+
+
+def prediction_frame(
+    config: RunConfig, pred: PredictorConfig, wf_dir: Path, vol_dir: Path | None
+) -> pd.DataFrame:
+    """The prediction feed a backtest trades: the predictor's walk-forward predictions, with
+    the volatility source's forecast as a per-bar ``volatility`` column when sizing uses one.
+
+    The volatility predictor forecasts its target (``forward_volatility_h``: the volatility
+    of the next h bars); dividing by √h turns that into a per-bar volatility, the unit the
+    sizer's ``target_vol`` / ``periods_per_year`` expect.
+    """
+    frame = pd.read_parquet(wf_dir / "predictions.parquet")
+    if vol_dir is None:
+        return frame
+    vol_cfg = config.volatility_predictor
+    assert vol_cfg is not None
+    vol = pd.read_parquet(vol_dir / "predictions.parquet")
+    if "volatility" not in vol.columns:
+        raise DataError(
+            f"volatility predictor {vol_cfg.name!r} wrote no 'volatility' column",
+            file=vol_dir / "predictions.parquet",
+            column="volatility",
+            fix="use a predictor with task 'volatility' (e.g. volatility_lstm) as sizing.volatility",
+        )
+    per_bar = vol.set_index("timestamp")["volatility"] / math.sqrt(horizon_of(vol_cfg.target))
+    frame = frame.drop(columns=[c for c in ("volatility",) if c in frame.columns])
+    frame["volatility"] = per_bar.reindex(pd.DatetimeIndex(frame["timestamp"])).to_numpy()
+    return frame
+
+
+def feed_columns(
+    config: RunConfig, pred: PredictorConfig, feed_path: Path, predictions: pd.DataFrame
+) -> list[str]:
+    """Lines of a backtest feed: predictions, chosen features, the traded target and its return."""
+    from mlstrat.features import read_metadata
+
+    roles = read_metadata(feed_path).get("roles", {})
+    features = [c for c, r in roles.items() if r == "feature"]
+    targets = [c for c, r in roles.items() if r == "target"]
+    cols = [c for c in predictions.columns if c != "timestamp"]
+    chosen = config.strategy.columns
+    if chosen == "all":
+        cols += features
+    elif not isinstance(chosen, str):
+        cols += [c for c in chosen if c not in cols]
+    h = horizon_of(pred.target)
+    for extra in (pred.target, f"forward_return_{h}"):
+        if extra in targets and extra not in cols:
+            cols.append(extra)
+    return cols
+
+
+def _first_timestamp(frame: pd.DataFrame) -> pd.Timestamp:
+    valid = frame.loc[frame["signal"].notna(), "timestamp"]
+    ts = valid.iloc[0] if len(valid) else frame["timestamp"].iloc[0]
+    return pd.Timestamp(ts)
+
+
+def _folds(wf_dir: Path, symbol: str) -> list[dict[str, Any]]:
+    path = wf_dir / "folds.json"
+    if not path.is_file():
+        return []
+    return [{"symbol": symbol, **r} for r in _read_json(path)]
+
+
+def _feature_importance(
+    pred: PredictorConfig, wf_dirs: Mapping[str, Path]
+) -> dict[str, float] | None:
+    """Mean importance over every fold model, when the predictor can report it."""
+    from mlstrat.predictors.registry import get_predictor, load_predictor
+
+    if not hasattr(get_predictor(pred.predictor), "feature_importance"):
+        return None
+    totals: dict[str, float] = {}
+    n = 0
+    for wf_dir in wf_dirs.values():
+        for fold in sorted((wf_dir / "folds").iterdir()):
+            if not fold.is_dir() or not fold.name.isdigit():
+                continue
+            model = load_predictor(fold)
+            for name, value in model.feature_importance().items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+            n += 1
+    if not n:
+        return None
+    return {k: v / n for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def backtest_predictor(
+    config: RunConfig,
+    pred: PredictorConfig,
+    feature_paths: Mapping[str, Path],
+    wf_dirs: Mapping[str, Path],
+    vol_dirs: Mapping[str, Path] | None,
+) -> tuple[Any, dict[str, pd.DataFrame]]:
+    """Backtest the configured strategy on one predictor's walk-forward predictions.
+
+    One feed per symbol starts at the symbol's first prediction (the bars before
+    the first test period have no out-of-sample prediction). Returns the
+    BacktestResult and the prediction frames that were traded.
+    """
+    from mlstrat.backtest import load_strategy, run_backtest
+    from mlstrat.feed import FeatureFeed
+
+    strategy_cls = load_strategy(
+        config.strategy.cls,
+        base=None if config.strategy.base is None else str(config.strategy.base),
+    )
+    sizer = None
+    if config.sizing.cls is not None:
+        from mlstrat.config import _Parser
+
+        sizer = _Parser(config.strategy.base or Path.cwd(), config.source).sizer_class(
+            config.sizing.cls
+        )
+    feeds: dict[str, Any] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    folds: list[dict[str, Any]] = []
+    for symbol in config.data.symbols:
+        frame = prediction_frame(
+            config, pred, wf_dirs[symbol], None if vol_dirs is None else vol_dirs[symbol]
+        )
+        frames[symbol] = frame
+        cols = feed_columns(config, pred, feature_paths[symbol], frame)
+        feeds[symbol] = FeatureFeed.from_parquet(
+            feature_paths[symbol], columns=cols, start=_first_timestamp(frame), predictions=frame
+        )
+        folds += _folds(wf_dirs[symbol], symbol)
+    resolved = config.to_dict()
+    result = run_backtest(
+        feeds,
+        strategy_cls,
+        config.strategy.params,
+        sizer=sizer,
+        sizer_params=config.sizing.params,
+        cash=config.broker.cash,
+        commission=config.broker.commission,
+        fixed_commission=config.broker.fixed_commission,
+        slippage=config.broker.slippage,
+        fill=config.broker.fill,
+        cheat_on_open=config.broker.cheat_on_open,
+        folds=folds,
+        feature_importance=_feature_importance(pred, wf_dirs),
+        config={
+            "name": f"{config.name}: {pred.name}",
+            "predictor": resolved["predictors"][
+                [p.name for p in config.predictors].index(pred.name)
+            ],
+            "volatility_predictor": None
+            if config.volatility_predictor is None
+            else config.volatility_predictor.name,
+            "run": {
+                k: resolved[k]
+                for k in ("name", "seed", "features", "walkforward", "strategy", "sizing", "broker")
+            },
+            "data_files": [str(f.path) for f in config.data.files],
+            "seed": config.seed,
+        },
+    )
+    return result, frames
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def _as_config(config: RunConfig | str | Path, overrides: Mapping[str, Any] | None) -> RunConfig:
+    if isinstance(config, RunConfig):
+        if overrides:
+            from mlstrat.config import apply_overrides
+
+            base = config.source.resolve().parent if config.source else Path.cwd()
+            return parse_config(
+                apply_overrides(config.to_dict(), overrides), base=base, source=config.source
+            )
+        return config
+    return load_config(config, overrides)
+
+
+def run_experiment(
+    config: RunConfig | str | Path,
+    out: str | Path | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run (or resume) the whole experiment of ``config`` into the run directory ``out``.
+
+    out: default ``reports/<config name>``. cache_dir: overrides the config's
+    ``cache_dir`` (default ``OUT/cache``). overrides: dotted key paths → values
+    applied to the YAML before validation (see `mlstrat.config.load_config`).
+    """
+    started = time.perf_counter()
+    cfg = _as_config(config, overrides)
+    out = Path(out) if out is not None else Path("reports") / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir is not None else (cfg.cache_dir or out / "cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    _set_seeds(cfg.seed)
+    previous: dict[str, Any] = {}
+    if (out / RUN_FILE).is_file():
+        with contextlib.suppress(IntegrityError, OSError):
+            previous = _read_json(out / RUN_FILE)
+
+    (out / CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+    run_info: dict[str, Any] = {
+        "name": cfg.name,
+        "status": "running",
+        "started": _now(),
+        "config_hash": content_hash(cfg.to_dict()),
+        "cache_dir": str(cache.resolve()),
+        "source": None if cfg.source is None else str(cfg.source.resolve()),
+        "argv": sys.argv,
+    }
+    _write_json(out / RUN_FILE, run_info)
+
+    pipe = _Pipeline(cfg, out, cache, progress)
+    pipe.data()
+    _write_json(out / ENV_FILE, environment(cfg, pipe.data_hashes))
+    pipe.features()
+    pipe.walkforward()
+    pipe.backtest()
+    pipe.report(previous)
+    seconds = time.perf_counter() - started
+    run_info.update(
+        {
+            "status": "complete",
+            "finished": _now(),
+            "seconds": round(seconds, 2),
+            "data": pipe.data_hashes,
+            "stages": [r.to_dict() for r in pipe.records],
+            "backtests": {n: f"backtests/{n}/result" for n in pipe.results},
+            "reports": {n: str(p.relative_to(out)) for n, p in pipe.reports.items()},
+        }
+    )
+    _write_json(out / RUN_FILE, run_info)
+    return RunResult(out, cfg, pipe.records, pipe.results, pipe.reports, seconds)
+
+
+def _set_seeds(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _verify_data(run_dir: Path, info: Mapping[str, Any]) -> None:
+    from mlstrat.data import file_sha256
+
+    for symbol, rec in (info.get("data") or {}).items():
+        for path_key, sha_key in (("path", "sha256"), ("minute_path", "minute_sha256")):
+            if path_key not in rec:
+                continue
+            path = Path(rec[path_key])
+            if not path.is_file():
+                raise DataError(
+                    f"data file of {symbol} recorded by the run is missing",
+                    file=path,
+                    fix="restore the file (its sha256 is in run.json) and replay again",
+                )
+            if file_sha256(path) != rec[sha_key]:
+                raise IntegrityError(
+                    f"data file of {symbol} changed since the run (sha256 differs from run.json)",
+                    file=path,
+                    fix=f"restore the original file (sha256 {rec[sha_key]}) to reproduce {run_dir}",
+                )
+
+
+def _first_difference(a: Path, b: Path) -> str:
+    left = a.read_text(encoding="utf-8").splitlines()
+    right = b.read_text(encoding="utf-8").splitlines()
+    for i, (x, y) in enumerate(zip(left, right, strict=False)):
+        if x != y:
+            return f"line {i + 1}: {x!r} != {y!r}"
+    return f"{len(left)} lines vs {len(right)} lines"
+
+
+def replay(run_dir: str | Path, *, mode: str = "full", progress: bool = True) -> ReplayResult:
+    """Re-run a finished run from what it saved and check every trades.csv is byte-identical.
+
+    mode="full": from the saved configuration and the (sha256-verified) data
+    files, recompute features, retrain every walk-forward model in a fresh cache
+    and backtest again. mode="backtest": reuse the saved feature feeds and
+    predictions, backtest again. Output goes to ``RUN_DIR/replay/`` with
+    ``replay.json``; a difference raises IntegrityError naming the first changed line.
+    """
+    if mode not in ("full", "backtest"):
+        raise ConfigError(f"replay mode {mode!r} is unknown", fix="use 'full' or 'backtest'")
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    info_path = run_dir / RUN_FILE
+    if not info_path.is_file() or not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(
+            "not a run directory (no run.json / config.yaml)",
+            file=run_dir,
+            fix="pass a directory written by `mlstrat run CONFIG --out DIR`",
+        )
+    info = _read_json(info_path)
+    if info.get("status") != "complete":
+        raise ConfigError(
+            "the run did not finish, so there is nothing to replay",
+            file=run_dir,
+            fix=f"finish it first: mlstrat run {run_dir / CONFIG_FILE} --out {run_dir}",
+        )
+    _verify_data(run_dir, info)
+    cfg = load_config(run_dir / CONFIG_FILE)
+    out = run_dir / REPLAY_DIR
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if mode == "full":
+        cfg = parse_config(
+            {
+                **cfg.to_dict(),
+                "cache_dir": None,
+                "report": {**cfg.section("report"), "enabled": False},
+            },
+            base=run_dir,
+            source=run_dir / CONFIG_FILE,
+        )
+        run_experiment(cfg, out, cache_dir=out / "cache", progress=progress)
+    else:
+        features = {s: run_dir / "features" / f"{s}.parquet" for s in cfg.data.symbols}
+        vol = cfg.volatility_predictor
+        for pred in cfg.signal_predictors:
+            wf = {s: run_dir / "models" / pred.name / s for s in cfg.data.symbols}
+            vol_dirs = (
+                None
+                if vol is None
+                else {s: run_dir / "models" / vol.name / s for s in cfg.data.symbols}
+            )
+            result, _ = backtest_predictor(cfg, pred, features, wf, vol_dirs)
+            result.save(out / "backtests" / pred.name / "result")
+    identical: dict[str, bool] = {}
+    differences: dict[str, str] = {}
+    for pred in cfg.signal_predictors:
+        a = run_dir / "backtests" / pred.name / "result" / TRADES_FILE
+        b = out / "backtests" / pred.name / "result" / TRADES_FILE
+        same = a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
+        identical[pred.name] = same
+        if not same:
+            differences[pred.name] = (
+                _first_difference(a, b) if a.is_file() and b.is_file() else "missing trades.csv"
+            )
+    seconds = time.perf_counter() - started
+    _write_json(
+        out / "replay.json",
+        {
+            "mode": mode,
+            "identical": identical,
+            "differences": differences,
+            "seconds": round(seconds, 2),
+            "finished": _now(),
+        },
+    )
+    result = ReplayResult(run_dir, out, mode, identical, differences, seconds)
+    if not result.ok:
+        name, diff = next(iter(differences.items()))
+        raise IntegrityError(
+            f"replay of {name} produced different trades ({diff})",
+            file=out / "backtests" / name / "result" / TRADES_FILE,
+            fix="compare environment.json versions with this machine's; see replay/replay.json",
+        )
+    return result
