@@ -271,6 +271,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def replace_dir(tmp: Path, target: Path) -> None:
     """Move the finished directory `tmp` to `target`, replacing any old one."""
+    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a report is for reading
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -386,6 +387,20 @@ def _coerce_trades(frame: pd.DataFrame | None) -> pd.DataFrame:
             out[col] = _plain_str(out[col])
         else:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    direction = out["direction"].to_numpy(float)
+    bad = ~np.isin(direction, (1.0, -1.0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise SchemaError(
+            f"trade direction must be +1 (long) or -1 (short), got {direction[row]!r}",
+            row=row,
+            column="direction",
+            fix="record the side of each closed trade as +1 or -1",
+        )
+    out["direction"] = direction.astype(np.int64)
+    held = out["bars_held"].to_numpy(float)
+    if np.isfinite(held).all():
+        out["bars_held"] = held.astype(np.int64)
     return _ordered(out, TRADE_COLUMNS)
 
 
@@ -409,7 +424,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     out = frame.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].map(lambda t: "" if pd.isna(t) else t.isoformat())
+            out[col] = out[col].astype(str).where(out[col].notna(), "")
     out.to_csv(path, index=False, lineterminator="\n")
 
 

@@ -1,0 +1,776 @@
+"""The report page: one self-contained HTML file plus the numbers and charts beside it.
+
+`build_report(result, out_dir)` writes into `out_dir`:
+
+    report.html       headline numbers, charts (PNG embedded as base64), tables,
+                      a sortable trade table, fold table, configuration and versions
+    metrics.json      every number on the page (strict JSON; NaN/inf as null)
+    *.png             the charts, also as files
+    equity.csv, trades.csv, records.parquet, benchmark.parquet, result.json
+                      the BacktestResult itself, so `mlstrat report --run DIR`
+                      can rebuild the page later
+
+`build_comparison(results, out_dir)` puts several runs side by side.
+
+The page loads nothing from the network: CSS and the small sorting script are
+inline, images are data URIs, and a Content-Security-Policy forbids any other
+source. The directory is assembled in a temporary sibling and renamed into
+place, so readers never see half a report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import mlstrat
+from mlstrat.errors import ConfigError
+from mlstrat.report.metrics import Metrics, compute_metrics
+from mlstrat.report.plots import Chart, make_charts, make_comparison_charts, save_charts
+from mlstrat.report.result import RESULT_FILE, BacktestResult, replace_dir, to_jsonable
+
+REPORT_FILE = "report.html"
+METRICS_FILE = "metrics.json"
+MAX_TRADE_ROWS = 2000  # beyond this the page lists the latest trades; trades.csv has all
+
+# key -> (label, kind); kind picks the formatting: pct, ratio, int, money, days, hours, num
+METRIC_FORMATS: dict[str, tuple[str, str]] = {
+    "total_return": ("Total return", "pct"),
+    "cagr": ("CAGR", "pct"),
+    "annual_volatility": ("Annual volatility", "pct"),
+    "sharpe": ("Sharpe", "ratio"),
+    "sortino": ("Sortino", "ratio"),
+    "calmar": ("Calmar", "ratio"),
+    "max_drawdown": ("Max drawdown", "pct"),
+    "max_drawdown_days": ("Max drawdown duration", "days"),
+    "max_drawdown_bars": ("Max drawdown duration (bars)", "int"),
+    "longest_underwater_days": ("Longest underwater", "days"),
+    "longest_underwater_bars": ("Longest underwater (bars)", "int"),
+    "var_95": ("VaR 95% (per bar)", "pct"),
+    "cvar_95": ("CVaR 95% (per bar)", "pct"),
+    "skew": ("Skew", "ratio"),
+    "kurtosis": ("Excess kurtosis", "ratio"),
+    "best_period": ("Best bar", "pct"),
+    "worst_period": ("Worst bar", "pct"),
+    "exposure": ("Exposure (time in market)", "pct"),
+    "turnover": ("Turnover (× mean equity)", "ratio"),
+    "turnover_annual": ("Turnover a year (× mean equity)", "ratio"),
+    "n_trades": ("Trades", "int"),
+    "n_long": ("Long trades", "int"),
+    "n_short": ("Short trades", "int"),
+    "win_rate": ("Win rate", "pct"),
+    "profit_factor": ("Profit factor", "ratio"),
+    "expectancy": ("Expectancy (net P&L per trade)", "money"),
+    "avg_trade_return": ("Average trade return", "pct"),
+    "avg_win": ("Average win", "money"),
+    "avg_loss": ("Average loss", "money"),
+    "gross_profit": ("Gross profit", "money"),
+    "gross_loss": ("Gross loss", "money"),
+    "net_pnl": ("Net P&L (closed trades)", "money"),
+    "avg_holding_hours": ("Average holding time", "hours"),
+    "avg_bars_held": ("Average bars held", "num"),
+    "fees_paid": ("Fees paid", "money"),
+    "fees_pct_of_start": ("Fees / starting equity", "pct"),
+    "alpha": ("Alpha vs buy-and-hold (annual)", "pct"),
+    "beta": ("Beta vs buy-and-hold", "ratio"),
+    "start_equity": ("Starting equity", "money"),
+    "end_equity": ("Final equity", "money"),
+    "years": ("Years", "num"),
+    "bars": ("Bars", "int"),
+    "correlation": ("Correlation", "ratio"),
+    "excess_return": ("Excess return vs buy-and-hold", "pct"),
+    "buy_hold_return": ("Buy-and-hold return", "pct"),
+    "signal_hit_rate": ("Signal hit rate", "pct"),
+    "gross_pnl_mtm": ("Mark-to-market P&L (before costs)", "money"),
+    "hit_rate": ("Hit rate", "pct"),
+    "trade_win_rate": ("Trade win rate", "pct"),
+    "avg_return": ("Average signed return", "pct"),
+    "mean_confidence": ("Mean confidence", "ratio"),
+    "n_signals": ("Signals", "int"),
+    "pnl_net": ("Net P&L", "money"),
+    "avg_pnl_net": ("Average net P&L", "money"),
+    "accuracy": ("Accuracy", "pct"),
+    "auc": ("AUC", "ratio"),
+    "log_loss": ("Log loss", "ratio"),
+    "brier": ("Brier", "ratio"),
+    "ic": ("IC", "ratio"),
+    "n": ("Bars", "int"),
+}
+
+#: (section of metrics.json, key) shown as the headline cards, in order.
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("trading", "total_return"),
+    ("trading", "cagr"),
+    ("trading", "sharpe"),
+    ("trading", "sortino"),
+    ("trading", "max_drawdown"),
+    ("trading", "calmar"),
+    ("trading", "win_rate"),
+    ("trading", "profit_factor"),
+    ("trading", "n_trades"),
+    ("trading", "exposure"),
+    ("trading", "fees_paid"),
+    ("benchmark", "total_return"),
+    ("trading", "alpha"),
+    ("trading", "beta"),
+)
+
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Returns",
+        ("start_equity", "end_equity", "total_return", "cagr", "years", "bars", "best_period", "worst_period"),
+    ),
+    (
+        "Risk",
+        (
+            "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
+            "max_drawdown_bars", "longest_underwater_days", "longest_underwater_bars", "var_95",
+            "cvar_95", "skew", "kurtosis", "alpha", "beta",
+        ),
+    ),
+    (
+        "Trading",
+        (
+            "n_trades", "n_long", "n_short", "win_rate", "profit_factor", "expectancy",
+            "avg_trade_return", "avg_win", "avg_loss", "net_pnl", "avg_holding_hours",
+            "avg_bars_held", "exposure", "turnover", "turnover_annual", "fees_paid",
+            "fees_pct_of_start",
+        ),
+    ),
+)  # fmt: skip
+
+
+def format_value(key: str, value: Any) -> str:
+    """The text the page shows for a metric (JSON-ready value: None means undefined)."""
+    kind = METRIC_FORMATS.get(key, ("", "num"))[1]
+    if value is None or isinstance(value, str):
+        return "n/a" if value is None else value
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    v = float(value)
+    if kind == "pct":
+        return f"{v * 100:,.2f}%"
+    if kind == "int":
+        return f"{int(round(v)):,}"
+    if kind == "money":
+        return f"{v:,.2f}"
+    if kind == "days":
+        return f"{v:,.1f} days"
+    if kind == "hours":
+        return f"{v:,.1f} h"
+    if kind == "ratio":
+        return f"{v:,.3f}"
+    return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+
+def label_of(key: str) -> str:
+    return METRIC_FORMATS.get(key, (key.replace("_", " ").capitalize(), "num"))[0]
+
+
+# --------------------------------------------------------------------------- page pieces
+
+_CSS = """
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+color:#1d2330;background:#f5f6f8}
+main{max-width:1120px;margin:0 auto;padding:12px}
+header h1{font-size:1.5rem;margin:.4rem 0 .2rem}
+header p{margin:.1rem 0;color:#4a5366;overflow-wrap:anywhere}
+h2{font-size:1.2rem;margin:1.6rem 0 .6rem;border-bottom:2px solid #d9dde5;padding-bottom:.2rem}
+h3{font-size:1rem;margin:1rem 0 .4rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5rem,1fr));gap:8px;margin:.8rem 0}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:.5rem .65rem}
+.card .label{display:block;font-size:.78rem;color:#5b6478}
+.card .value{display:block;font-size:1.25rem;font-weight:600;font-variant-numeric:tabular-nums}
+.pos{color:#137a3a}.neg{color:#b3261e}
+figure{margin:.8rem 0;background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:6px}
+figure img{display:block;width:100%;height:auto}
+figcaption{font-size:.8rem;color:#5b6478;padding:.2rem .3rem}
+.note{background:#fff8e1;border:1px solid #f0d98c;border-radius:6px;padding:.4rem .6rem;font-size:.88rem}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%;background:#fff;
+border:1px solid #dde1e8;border-radius:8px;margin:.5rem 0}
+.scroll.tall{max-height:32rem;overflow-y:auto}
+table{border-collapse:collapse;width:100%;font-size:.85rem;font-variant-numeric:tabular-nums}
+th,td{padding:.28rem .55rem;border-bottom:1px solid #eceef2;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+td.text,th.text{text-align:left}
+thead th{background:#eef0f4;position:sticky;top:0}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th::after{content:" \\2195";color:#9aa3b5;font-size:.75em}
+table.sortable th[aria-sort=ascending]::after{content:" \\2191";color:#1d2330}
+table.sortable th[aria-sort=descending]::after{content:" \\2193";color:#1d2330}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,26rem),1fr));gap:12px}
+pre{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:.6rem;font-size:.8rem;
+white-space:pre-wrap;overflow-wrap:anywhere;margin:.5rem 0}
+footer{color:#5b6478;font-size:.8rem;margin:2rem 0 1rem}
+@media (max-width:600px){body{font-size:14px}main{padding:8px}.card .value{font-size:1.05rem}
+header h1{font-size:1.25rem}}
+"""
+
+_JS = """
+(function(){
+  function key(cell){var s=cell.getAttribute('data-sort');return s===null?cell.textContent.trim():s;}
+  function sortBy(th){
+    var table=th.closest('table'),body=table.tBodies[0],col=th.cellIndex;
+    var asc=th.getAttribute('aria-sort')!=='ascending';
+    var numeric=th.getAttribute('data-type')==='num';
+    Array.prototype.forEach.call(table.tHead.rows[0].cells,function(h){h.removeAttribute('aria-sort');});
+    th.setAttribute('aria-sort',asc?'ascending':'descending');
+    var rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){
+      var x=key(a.cells[col]),y=key(b.cells[col]),r;
+      if(numeric){x=parseFloat(x);y=parseFloat(y);
+        if(isNaN(x)&&isNaN(y))r=0;else if(isNaN(x))r=1;else if(isNaN(y))r=-1;else r=x-y;
+        if(isNaN(x)||isNaN(y))return r;}
+      else{r=x<y?-1:x>y?1:0;}
+      return asc?r:-r;});
+    rows.forEach(function(r){body.appendChild(r);});
+  }
+  document.querySelectorAll('table.sortable th').forEach(function(th){
+    th.tabIndex=0;
+    th.addEventListener('click',function(){sortBy(th);});
+    th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();sortBy(th);}});
+  });
+})();
+"""
+
+_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_SIGNED = {"total_return", "cagr", "alpha", "net_pnl", "expectancy", "excess_return", "pnl_net"}
+
+
+def _sign_class(key: str, value: Any) -> str:
+    """CSS class colouring a P&L-like number green or red."""
+    if key not in _SIGNED or not isinstance(value, (int, float)) or value != value:
+        return ""
+    return " pos" if value > 0 else " neg" if value < 0 else ""
+
+
+def _cards(data: Mapping[str, Any]) -> str:
+    out = []
+    for section, key in HEADLINE:
+        values = data.get(section) or {}
+        if key not in values:
+            continue
+        value = values[key]
+        label = "Buy-and-hold return" if section == "benchmark" else label_of(key)
+        raw = "" if value is None else _e(repr(value) if isinstance(value, float) else value)
+        out.append(
+            f'<div class="card" data-metric="{section}.{key}" data-value="{raw}">'
+            f'<span class="label">{_e(label)}</span>'
+            f'<span class="value{_sign_class(key, value)}">{_e(format_value(key, value))}</span></div>'
+        )
+    return '<section class="cards" id="headline">' + "".join(out) + "</section>"
+
+
+def _table(
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    sortable: bool = False,
+    table_id: str | None = None,
+    tall: bool = False,
+) -> str:
+    labels = labels or {}
+    head = []
+    for c in columns:
+        numeric = any(
+            isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows
+        )
+        cls = "" if numeric else ' class="text"'
+        head.append(
+            f'<th scope="col" data-type="{"num" if numeric else "text"}"{cls}>{_e(labels.get(c, label_of(c)))}</th>'
+        )
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                sort = (
+                    "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(v)
+                )
+                cells.append(f'<td data-sort="{_e(sort)}">{_e(format_value(c, v))}</td>')
+            else:
+                cells.append(f'<td class="text">{_e("" if v is None else v)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    attrs = ' class="sortable"' if sortable else ""
+    if table_id:
+        attrs += f' id="{_e(table_id)}"'
+    wrap = "scroll tall" if tall else "scroll"
+    return (
+        f'<div class="{wrap}"><table{attrs}><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _kv_table(pairs: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(
+        f'<tr><th scope="row" class="text">{_e(label_of(k))}</th><td data-metric-key="{_e(k)}">{_e(format_value(k, v))}</td></tr>'
+        for k, v in pairs
+    )
+    return f'<div class="scroll"><table><tbody>{rows}</tbody></table></div>'
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}" loading="eager">'
+
+
+def _chart_html(chart: Chart, out_dir: Path) -> str:
+    if chart.file is None:
+        return f'<p class="note" data-chart="{_e(chart.name)}">Chart “{_e(chart.title)}” not drawn: {_e(chart.note)}.</p>'
+    return (
+        f'<figure data-chart="{_e(chart.name)}">{_img(out_dir / chart.file, chart.title)}'
+        f"<figcaption>{_e(chart.title)} — <span>{_e(chart.file)}</span></figcaption></figure>"
+    )
+
+
+def _page(title: str, subtitle_lines: Sequence[str], body: str) -> str:
+    subtitle = "".join(f"<p>{_e(s)}</p>" for s in subtitle_lines)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">'
+        f'<meta name="generator" content="mlstrat {_e(mlstrat.__version__)}">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
+        f"<header><h1>{_e(title)}</h1>{subtitle}</header>{body}"
+        f"<footer>Made by mlstrat {_e(mlstrat.__version__)}. Self-contained page: "
+        "it loads nothing from the network.</footer>"
+        f"</main><script>{_JS}</script></body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _trade_rows(result: BacktestResult) -> tuple[list[dict], str | None]:
+    t = result.trades.sort_values("exit_time", kind="stable")
+    note = None
+    if len(t) > MAX_TRADE_ROWS:
+        note = f"Showing the latest {MAX_TRADE_ROWS:,} of {len(t):,} trades; trades.csv has all of them."
+        t = t.iloc[-MAX_TRADE_ROWS:]
+    notional = (t["entry_price"] * t["size"]).to_numpy(float)
+    pnl = t["pnl_net"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = np.where(notional > 0, pnl / notional, np.nan)
+    bars = t["bars_held"].to_numpy(float)
+    columns = {
+        "symbol": t["symbol"].tolist(),
+        "side": np.where(t["direction"].to_numpy(float) > 0, "long", "short").tolist(),
+        "entry": t["entry_time"].dt.strftime("%Y-%m-%d %H:%M").tolist(),
+        "exit": t["exit_time"].dt.strftime("%Y-%m-%d %H:%M").tolist(),
+        "entry_price": t["entry_price"].to_numpy(float).tolist(),
+        "exit_price": t["exit_price"].to_numpy(float).tolist(),
+        "size": t["size"].to_numpy(float).tolist(),
+        "pnl_net": pnl.tolist(),
+        "trade_return": ret.tolist(),
+        "commission": t["commission"].to_numpy(float).tolist(),
+        "bars_held": [int(b) if b == b else None for b in bars],
+        "tier": t["tier"].tolist(),
+        "exit_reason": t["exit_reason"].tolist(),
+    }
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    return rows, note
+
+
+_TRADE_LABELS = {
+    "symbol": "Symbol",
+    "side": "Side",
+    "entry": "Entry (UTC)",
+    "exit": "Exit (UTC)",
+    "entry_price": "Entry price",
+    "exit_price": "Exit price",
+    "size": "Size (units)",
+    "pnl_net": "Net P&L",
+    "trade_return": "Return",
+    "commission": "Fees",
+    "bars_held": "Bars",
+    "tier": "Tier",
+    "exit_reason": "Exit reason",
+}
+METRIC_FORMATS.setdefault("entry_price", ("Entry price", "money"))
+METRIC_FORMATS.setdefault("exit_price", ("Exit price", "money"))
+METRIC_FORMATS.setdefault("size", ("Size", "num"))
+METRIC_FORMATS.setdefault("trade_return", ("Return", "pct"))
+METRIC_FORMATS.setdefault("commission", ("Fees", "money"))
+METRIC_FORMATS.setdefault("bars_held", ("Bars", "int"))
+METRIC_FORMATS.setdefault("fold", ("Fold", "int"))
+METRIC_FORMATS.setdefault("count", ("Bars", "int"))
+METRIC_FORMATS.setdefault("predicted", ("Predicted", "pct"))
+METRIC_FORMATS.setdefault("realised", ("Realised", "pct"))
+
+
+def _subtitle(result: BacktestResult, metrics: Metrics) -> list[str]:
+    t = metrics.trading
+    start = pd.Timestamp(t["start"]).strftime("%Y-%m-%d %H:%M")
+    end = pd.Timestamp(t["end"]).strftime("%Y-%m-%d %H:%M")
+    syms = ", ".join(result.symbols) or "unknown symbols"
+    tf = result.timeframe or "unknown timeframe"
+    return [
+        f"{syms} · {tf} bars · {start} → {end} UTC · {t['bars']:,} bars",
+        f"Annualisation: {metrics.annualisation.periods_per_year:g} bars a year "
+        f"({metrics.annualisation.reason}).",
+    ]
+
+
+def _model_section(metrics: Metrics, charts: dict[str, Chart], out_dir: Path) -> str:
+    parts = ["<h2 id='model'>Model diagnostics</h2>"]
+    parts.append("<h3>Confidence tiers</h3>")
+    if metrics.tiers:
+        cols = [
+            "tier",
+            "mean_confidence",
+            "n_signals",
+            "hit_rate",
+            "avg_return",
+            "n_trades",
+            "trade_win_rate",
+            "pnl_net",
+            "avg_pnl_net",
+        ]
+        parts.append(_table(cols, metrics.tiers, labels={"tier": "Tier"}, table_id="tiers-table"))
+    parts.append(_chart_html(charts["tiers"], out_dir))
+    parts.append("<h3>Calibration and confusion</h3><div class='grid2'>")
+    parts.append(_chart_html(charts["calibration"], out_dir))
+    parts.append(_chart_html(charts["confusion"], out_dir))
+    parts.append("</div>")
+    parts.append("<h3>Walk-forward folds</h3>")
+    if metrics.folds:
+        preferred = ["fold", "start", "end", "n", "accuracy", "auc", "log_loss", "brier", "ic"]
+        extra = [k for r in metrics.folds for k in r if k not in preferred]
+        cols = [c for c in preferred if any(c in r for r in metrics.folds)]
+        cols += list(dict.fromkeys(extra))
+        rows = [{k: _cell(v) for k, v in r.items()} for r in metrics.folds]
+        parts.append(
+            _table(
+                cols,
+                rows,
+                labels={"fold": "Fold", "start": "Start (UTC)", "end": "End (UTC)"},
+                table_id="folds-table",
+            )
+        )
+        parts.append(
+            "<p class='note'>Fold metrics come from the walk-forward run where it reported them; "
+            "the others are recomputed here from the predictions recorded during the backtest.</p>"
+        )
+    parts.append(_chart_html(charts["folds"], out_dir))
+    parts.append("<h3>Feature importance</h3>")
+    parts.append(_chart_html(charts["feature_importance"], out_dir))
+    return "".join(parts)
+
+
+def _cell(v: Any) -> Any:
+    """Table cell value: numbers stay numbers, timestamps become short text, containers JSON."""
+    if isinstance(v, (pd.Timestamp,)):
+        return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(to_jsonable(v))
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v
+
+
+def render_report_html(
+    result: BacktestResult,
+    metrics: Metrics,
+    data: Mapping[str, Any],
+    charts: list[Chart],
+    out_dir: Path,
+    title: str,
+) -> str:
+    """The page for one run; `data` is the JSON-ready metrics, `charts` already saved in `out_dir`."""
+    by_name = {c.name: c for c in charts}
+    parts = [_cards(data)]
+    parts.append("<h2 id='performance'>Performance</h2>")
+    for name in ("equity", "drawdown", "monthly_returns", "rolling"):
+        parts.append(_chart_html(by_name[name], out_dir))
+    parts.append("<h2 id='metrics'>All metrics</h2><div class='grid2'>")
+    for group, keys in _GROUPS:
+        parts.append(
+            f"<div><h3>{_e(group)}</h3>{_kv_table([(k, data['trading'].get(k)) for k in keys if k in data['trading']])}</div>"
+        )
+    if data.get("benchmark"):
+        parts.append(
+            f"<div><h3>Buy-and-hold of the same data</h3>{_kv_table(list(data['benchmark'].items()))}</div>"
+        )
+    parts.append("</div>")
+    parts.append("<h2 id='symbols'>Symbols</h2>")
+    if data.get("per_symbol"):
+        keys = [
+            "n_trades",
+            "win_rate",
+            "net_pnl",
+            "fees_paid",
+            "profit_factor",
+            "exposure",
+            "gross_pnl_mtm",
+            "signal_hit_rate",
+            "buy_hold_return",
+        ]
+        rows = [{"symbol": s, **v} for s, v in data["per_symbol"].items()]
+        cols = ["symbol"] + [k for k in keys if any(k in r for r in rows)]
+        parts.append(_table(cols, rows, labels={"symbol": "Symbol"}, table_id="symbols-table"))
+    for c in charts:
+        if c.section == "symbols":
+            parts.append(_chart_html(c, out_dir))
+    parts.append("<h2 id='trades'>Trades</h2>")
+    parts.append(_chart_html(by_name["trade_pnl"], out_dir))
+    trade_rows, note = _trade_rows(result)
+    if trade_rows:
+        if note:
+            parts.append(f"<p class='note'>{_e(note)}</p>")
+        parts.append("<p>Click a column heading to sort.</p>")
+        parts.append(
+            _table(
+                list(_TRADE_LABELS),
+                trade_rows,
+                labels=_TRADE_LABELS,
+                sortable=True,
+                table_id="trades-table",
+                tall=True,
+            )
+        )
+    else:
+        parts.append("<p class='note'>No closed trades.</p>")
+    parts.append(_model_section(metrics, by_name, out_dir))
+    parts.append("<h2 id='config'>Run configuration</h2>")
+    parts.append(
+        f"<pre>{_e(json.dumps(to_jsonable(result.config), indent=2, sort_keys=True))}</pre>"
+    )
+    parts.append("<h3>Versions</h3>")
+    versions = {
+        "mlstrat (report)": mlstrat.__version__,
+        **{str(k): v for k, v in result.versions.items()},
+    }
+    parts.append(
+        _table(
+            ["package", "version"],
+            [{"package": k, "version": str(v)} for k, v in versions.items()],
+            labels={"package": "Package", "version": "Version"},
+        )
+    )
+    return _page(title, _subtitle(result, metrics), "".join(parts))
+
+
+def _prepare_dir(out: Path) -> Path:
+    """Refuse to replace a directory that is not a report; return a fresh temporary sibling."""
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(
+                "report path exists and is not a directory", file=out, fix="choose another --out"
+            )
+        known = {REPORT_FILE, RESULT_FILE, METRICS_FILE}
+        names = {p.name for p in out.iterdir()}
+        if names and not (names & known):
+            raise ConfigError(
+                "directory exists and holds no report or saved result; refusing to replace it",
+                file=out,
+                fix="pass a new or empty directory, or a report directory to rebuild",
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def build_report(
+    result: BacktestResult,
+    out_dir: str | os.PathLike,
+    *,
+    title: str | None = None,
+    periods_per_year: float | None = None,
+    risk_free: float = 0.0,
+    log_scale: bool | str = "auto",
+    dpi: int = 100,
+) -> Path:
+    """Write the report directory for one run (see module docstring); return report.html's path.
+
+    `log_scale` ("auto", True or False) picks the equity chart's y scale;
+    "auto" uses a log scale once values span more than ten times.
+    """
+    out = Path(out_dir)
+    metrics = compute_metrics(result, periods_per_year=periods_per_year, risk_free=risk_free)
+    title = title or str(
+        result.config.get("name") or f"Backtest report: {', '.join(result.symbols) or out.name}"
+    )
+    tmp = _prepare_dir(out)
+    try:
+        result.write_files(tmp)
+        data = to_jsonable({"title": title, **metrics.to_dict()})
+        _write_json(tmp / METRICS_FILE, data)
+        charts = save_charts(make_charts(result, metrics, log_scale=log_scale), tmp, dpi=dpi)
+        page = render_report_html(result, metrics, data, charts, tmp, title)
+        (tmp / REPORT_FILE).write_text(page, encoding="utf-8")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / REPORT_FILE
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class _Run:
+    name: str
+    result: BacktestResult
+    metrics: Metrics
+
+
+def _runs(
+    results: Sequence[BacktestResult] | Mapping[str, BacktestResult],
+    names: Sequence[str] | None,
+    periods_per_year: float | None,
+    risk_free: float,
+) -> list[_Run]:
+    if isinstance(results, Mapping):
+        items = [(str(k), v) for k, v in results.items()]
+    else:
+        items = [(str(r.config.get("name") or f"run {i + 1}"), r) for i, r in enumerate(results)]
+    if names is not None:
+        if len(names) != len(items):
+            raise ConfigError(
+                f"{len(names)} names for {len(items)} runs", fix="give one name per run"
+            )
+        items = [(str(n), r) for n, (_, r) in zip(names, items, strict=True)]
+    if len(items) < 2:
+        raise ConfigError(
+            f"comparison needs at least two runs, got {len(items)}", fix="pass two or more results"
+        )
+    seen: dict[str, int] = {}
+    runs = []
+    for name, res in items:
+        seen[name] = seen.get(name, 0) + 1
+        label = name if seen[name] == 1 else f"{name} ({seen[name]})"
+        runs.append(
+            _Run(
+                label,
+                res,
+                compute_metrics(res, periods_per_year=periods_per_year, risk_free=risk_free),
+            )
+        )
+    return runs
+
+
+_COMPARE_KEYS: tuple[tuple[str, str], ...] = HEADLINE + (
+    ("trading", "annual_volatility"),
+    ("trading", "max_drawdown_days"),
+    ("trading", "longest_underwater_days"),
+    ("trading", "var_95"),
+    ("trading", "cvar_95"),
+    ("trading", "expectancy"),
+    ("trading", "avg_holding_hours"),
+    ("trading", "turnover_annual"),
+)
+
+
+def build_comparison(
+    results: Sequence[BacktestResult] | Mapping[str, BacktestResult],
+    out_dir: str | os.PathLike,
+    *,
+    title: str = "Comparison of runs",
+    names: Sequence[str] | None = None,
+    periods_per_year: float | None = None,
+    risk_free: float = 0.0,
+    dpi: int = 100,
+) -> Path:
+    """Write a page putting two or more runs side by side; return report.html's path.
+
+    Runs are named by the mapping keys, `names`, their config's "name", or
+    "run N". metrics.json holds every run's full metrics under its name.
+    """
+    runs = _runs(results, names, periods_per_year, risk_free)
+    out = Path(out_dir)
+    tmp = _prepare_dir(out)
+    try:
+        data = to_jsonable({"title": title, "runs": {r.name: r.metrics.to_dict() for r in runs}})
+        _write_json(tmp / METRICS_FILE, data)
+        charts = save_charts(
+            make_comparison_charts([(r.name, r.result, r.metrics) for r in runs]), tmp, dpi=dpi
+        )
+        rows = []
+        for section, key in _COMPARE_KEYS:
+            label = "Buy-and-hold return" if section == "benchmark" else label_of(key)
+            row: dict[str, Any] = {"metric": label}
+            for r in runs:
+                row[r.name] = data["runs"][r.name][section].get(key)
+            rows.append((key, row))
+        head = "".join(f'<th scope="col">{_e(r.name)}</th>' for r in runs)
+        body = []
+        for key, row in rows:
+            vals = [row[r.name] for r in runs]
+            cells = "".join(
+                f'<td data-run="{_e(r.name)}" data-metric="{_e(key)}">{_e(format_value(key, v))}</td>'
+                for r, v in zip(runs, vals, strict=True)
+            )
+            body.append(f'<tr><th scope="row" class="text">{_e(row["metric"])}</th>{cells}</tr>')
+        table = f'<div class="scroll"><table id="compare-table"><thead><tr><th class="text">Metric</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+        notes = []
+        spans = {(str(r.metrics.trading["start"]), str(r.metrics.trading["end"])) for r in runs}
+        if len(spans) > 1:
+            notes.append(
+                "<p class='note'>The runs cover different periods; compare ratios rather than totals.</p>"
+            )
+        symbols = {tuple(r.result.symbols) for r in runs}
+        if len(symbols) > 1:
+            notes.append("<p class='note'>The runs trade different symbols.</p>")
+        by = {c.name: c for c in charts}
+        parts = [
+            "<h2 id='summary'>Side by side</h2>",
+            *notes,
+            table,
+            "<h2 id='performance'>Performance</h2>",
+        ]
+        parts += [_chart_html(by["compare_equity"], tmp), _chart_html(by["compare_drawdown"], tmp)]
+        parts += ["<h2 id='model'>Model</h2>", _chart_html(by["compare_folds"], tmp)]
+        for r in runs:
+            if r.metrics.tiers:
+                parts.append(f"<h3>Tiers: {_e(r.name)}</h3>")
+                cols = ["tier", "n_signals", "hit_rate", "avg_return", "n_trades", "pnl_net"]
+                parts.append(_table(cols, r.metrics.tiers, labels={"tier": "Tier"}))
+        parts.append("<h2 id='config'>Runs</h2>")
+        for r in runs:
+            parts.append(
+                f"<h3>{_e(r.name)}</h3><p>{_e(' · '.join(_subtitle(r.result, r.metrics)))}</p>"
+            )
+            parts.append(
+                f"<pre>{_e(json.dumps(to_jsonable(r.result.config), indent=2, sort_keys=True))}</pre>"
+            )
+        subtitle = [f"{len(runs)} runs: " + ", ".join(r.name for r in runs)]
+        (tmp / REPORT_FILE).write_text(_page(title, subtitle, "".join(parts)), encoding="utf-8")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / REPORT_FILE
