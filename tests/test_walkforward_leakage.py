@@ -68,3 +68,33 @@ def test_perturbation_keeps_bars_valid_and_past_intact(bars) -> None:
     assert (tail["high"] >= tail[["open", "close"]].max(axis=1)).all()
     assert (tail["low"] <= tail[["open", "close"]].min(axis=1)).all()
     assert (tail["volume"] >= 0).all() and (tail[["open", "low"]] > 0).all().all()
+
+
+def test_every_builtin_feature_set_passes() -> None:
+    from mlstrat.data import load_bars
+    from mlstrat.features import list_feature_sets
+
+    bars = load_bars(REPO / "datasets" / "BTCUSDT-1h.parquet").iloc[:2000]
+    sets = list_feature_sets()
+    assert {"core", "lstm", "xgb"} <= {fs.name for fs in sets}
+    for fs in sets:
+        # cut-offs at several hours of the day, so 4h and 24h views are cut mid-period too
+        report = check_leakage(fs.build, bars, cutoffs=[1501, 1702, 1843, 1990], seed=1)
+        assert report.ok, f"feature set {fs.name}: {report.summary()}"
+        assert len(report.columns) == len(fs.build(bars.iloc[:300]).columns)
+
+
+def test_leaky_feature_added_to_a_builtin_set_is_caught() -> None:
+    from mlstrat.data import load_bars
+    from mlstrat.features import get_feature_set
+
+    bars = load_bars(REPO / "datasets" / "BTCUSDT-1h.parquet").iloc[:1500]
+    core = get_feature_set("core")
+
+    def with_leak(b: pd.DataFrame) -> pd.DataFrame:
+        out = core.build(b)
+        out["next_close_ratio"] = b["close"].shift(-1) / b["close"]
+        return out
+
+    report = check_leakage(with_leak, bars)
+    assert report.leaky_columns == ["next_close_ratio"]
