@@ -52,9 +52,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.report.cli import add_parser
+
+    add_parser(sub)
+
+
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+REGISTRARS: list[Callable[[argparse._SubParsersAction    _add_report,
+], None]] = [
     _add_data,
     _add_features,
     _add_predictors,
