@@ -60,14 +60,14 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
-REGISTRARS: list[Callable[[argparse._SubParsersAction    _add_report,
-], None]] = [
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
     _add_features,
     _add_predictors,
     _add_backtest,
     _add_walkforward,
     _add_run,
+    _add_report,
 ]
 
 
