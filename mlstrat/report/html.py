@@ -464,8 +464,25 @@ def _model_section(metrics: Metrics, charts: dict[str, Chart], out_dir: Path) ->
     parts.append("</div>")
     parts.append("<h3>Walk-forward folds</h3>")
     if metrics.folds:
-        preferred = ["fold", "start", "end", "n", "accuracy", "auc", "log_loss", "brier", "ic"]
-        extra = [k for r in metrics.folds for k in r if k not in preferred]
+        preferred = [
+            "fold",
+            "symbol",
+            "start",
+            "end",
+            "n",
+            "accuracy",
+            "auc",
+            "log_loss",
+            "brier",
+            "ic",
+        ]
+        # nested values (thresholds, validation metrics) stay in metrics.json only
+        extra = [
+            k
+            for r in metrics.folds
+            for k, v in r.items()
+            if k not in preferred and not isinstance(v, (dict, list, tuple))
+        ]
         cols = [c for c in preferred if any(c in r for r in metrics.folds)]
         cols += list(dict.fromkeys(extra))
         rows = [{k: _cell(v) for k, v in r.items()} for r in metrics.folds]
@@ -473,7 +490,12 @@ def _model_section(metrics: Metrics, charts: dict[str, Chart], out_dir: Path) ->
             _table(
                 cols,
                 rows,
-                labels={"fold": "Fold", "start": "Start (UTC)", "end": "End (UTC)"},
+                labels={
+                    "fold": "Fold",
+                    "symbol": "Symbol",
+                    "start": "Start (UTC)",
+                    "end": "End (UTC)",
+                },
                 table_id="folds-table",
             )
         )

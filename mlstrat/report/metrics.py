@@ -473,7 +473,7 @@ def _prediction_scores(rows: pd.DataFrame) -> dict[str, float]:
         out["brier"] = brier_score(yp, pp)
         score = proba - 0.5
     else:
-        act = (signal != 0) & np.isfinite(up)
+        act = np.isfinite(signal) & (signal != 0) & np.isfinite(up)
         out["accuracy"] = (
             float(np.mean((signal[act] > 0) == (up[act] == 1))) if act.any() else math.nan
         )
@@ -484,31 +484,34 @@ def _prediction_scores(rows: pd.DataFrame) -> dict[str, float]:
 
 
 def fold_table(result: BacktestResult, outcomes: pd.DataFrame | None = None) -> list[dict]:
-    """One row per fold: the walk-forward run's own metrics, gaps filled from the records.
+    """One row per fold (per symbol and fold when the run has several symbols).
 
     Values in `result.folds` (measured by walk-forward when it predicted) win;
     metrics recomputed here over the backtest's records (start, end, n,
     accuracy, auc, log_loss, brier, ic) fill the keys it lacks.
     """
-    rows: dict[Any, dict] = {}
-    for f in result.folds:
-        key = f.get("fold", len(rows))
-        rows[_fold_key(key)] = dict(f)
     if outcomes is None:
         outcomes = realised_outcomes(result.records)
-    has_fold = outcomes["fold"].notna()
-    for fold, grp in outcomes[has_fold].groupby("fold", sort=True):
-        computed = {
-            "fold": int(fold),
-            "start": grp["timestamp"].min(),
-            "end": grp["timestamp"].max(),
-        }
+    outcomes = outcomes[outcomes["fold"].notna()]
+    by_symbol = any(f.get("symbol") for f in result.folds) or outcomes["symbol"].nunique() > 1
+    rows: dict[tuple, dict] = {}
+    for f in result.folds:
+        key = (str(f.get("symbol") or "") if by_symbol else "", _fold_key(f.get("fold", len(rows))))
+        rows[key] = dict(f)
+    groups = outcomes.groupby(["symbol", "fold"] if by_symbol else ["fold"], sort=True)
+    for name, grp in groups:
+        symbol, fold = name if by_symbol else ("", name[0])
+        computed: dict[str, Any] = {"fold": int(fold)}
+        if by_symbol:
+            computed["symbol"] = symbol
+        computed.update(start=grp["timestamp"].min(), end=grp["timestamp"].max())
         computed.update(_prediction_scores(grp))
-        row = rows.setdefault(_fold_key(fold), {"fold": int(fold)})
+        row = rows.setdefault((symbol, _fold_key(fold)), {})
         for k, v in computed.items():
             if row.get(k) is None:
                 row[k] = v
-    return [rows[k] for k in sorted(rows, key=lambda k: (isinstance(k, str), k))]
+    order = sorted(rows, key=lambda k: (isinstance(k[1], str), k[1], k[0]))
+    return [rows[k] for k in order]
 
 
 def _fold_key(value: Any) -> Any:
@@ -518,16 +521,23 @@ def _fold_key(value: Any) -> Any:
         return str(value)
 
 
+def _active(rows: pd.DataFrame) -> pd.Series:
+    """Rows with a buy or sell signal (not hold, not missing)."""
+    sig = rows["signal"]
+    return sig.notna() & (sig != 0)
+
+
 def tier_table(result: BacktestResult, outcomes: pd.DataFrame | None = None) -> list[dict]:
     """Per confidence tier: signal hit rate and mean signed return, and the trades' P&L.
 
     A signal hits when its sign matches the sign of the realised return;
     `avg_return` is the mean of ``sign(signal) * realised_return``. Tiers are
-    ordered by their mean confidence (lowest first); an empty tier is "(none)".
+    ordered by their mean confidence (lowest first); signals with no tier (below the
+    lowest tier, so not traded by a tiered sizer) form the row "(none)".
     """
     if outcomes is None:
         outcomes = realised_outcomes(result.records)
-    act = outcomes[outcomes["signal"] != 0]
+    act = outcomes[_active(outcomes)]
     names = set(act["tier"]) | set(result.trades["tier"])
     rows = []
     for name in names:
@@ -573,7 +583,7 @@ def calibration_table(
         sig = outcomes["signal"].to_numpy(float)
         p = outcomes["confidence"].to_numpy(float)
         y = np.where(np.isfinite(y), ((sig > 0) == (y == 1)).astype(float), np.nan)
-        ok = np.isfinite(p) & np.isfinite(y) & (sig != 0)
+        ok = np.isfinite(p) & np.isfinite(y) & np.isfinite(sig) & (sig != 0)
     p, y = p[ok], y[ok]
     if not len(p):
         return {"kind": None, "bins": [], "ece": math.nan}
@@ -762,7 +772,7 @@ def _per_symbol(result: BacktestResult, outcomes: pd.DataFrame) -> dict[str, dic
             close = rec["close"].to_numpy(float)
             # mark-to-market P&L of the position held over each bar, before costs
             row["gross_pnl_mtm"] = float(np.nansum(pos[:-1] * np.diff(close)))
-            act = rec[rec["signal"] != 0]
+            act = rec[_active(rec)]
             rr = act["realised_return"].to_numpy(float)
             s = np.sign(act["signal"].to_numpy(float))
             ok = np.isfinite(rr)

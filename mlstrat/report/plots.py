@@ -29,7 +29,7 @@ from mlstrat.report.result import BacktestResult
 
 CURRENCY = "account currency"
 _GREEN, _RED, _BLUE, _GREY = "#1a9850", "#d73027", "#2c7bb6", "#7f7f7f"
-_TIER_COLOURS = ["#fdae61", "#abd9e9", "#2c7bb6", "#1a9850", "#762a83", "#e08214"]
+_TIER_COLOURS = ["#e66101", "#5e3c99", "#1b7837", "#2166ac", "#b2182b", "#8c510a"]
 
 
 @dataclass
@@ -216,7 +216,12 @@ def plot_trade_pnl(result: BacktestResult, metrics: Metrics) -> Figure:
         raise NoData("no closed trades")
     fig = _figure(height=3.8)
     ax = fig.add_subplot()
-    bins = np.histogram_bin_edges(pnl, bins=min(60, max(10, int(np.sqrt(len(pnl))))))
+    n_bins = min(60, max(10, int(np.sqrt(len(pnl)))))
+    width = (pnl.max() - pnl.min()) / n_bins or 1.0
+    # zero is a bin edge, so no bar mixes winners and losers
+    bins = np.arange(np.floor(pnl.min() / width), np.ceil(pnl.max() / width) + 1) * width
+    if len(bins) < 2:
+        bins = np.array([bins[0] - width, bins[0] + width])
     ax.hist(pnl[pnl > 0], bins=bins, color=_GREEN, alpha=0.8, label="Winners")
     ax.hist(pnl[pnl <= 0], bins=bins, color=_RED, alpha=0.8, label="Losers")
     ax.axvline(0, color="black", lw=0.8)
@@ -286,8 +291,25 @@ def plot_price_trades(result: BacktestResult, symbol: str) -> Figure:
     return fig
 
 
+def position_tiers(result: BacktestResult, symbol: str, timestamps: pd.Series) -> np.ndarray:
+    """Tier of the position held at each bar: the tier of the trade that opened it.
+
+    Bars inside a closed trade [entry, exit) take its tier; others keep the
+    tier recorded on the bar (a still-open position, or a run without trades).
+    """
+    rec = result.records
+    tiers = rec.loc[rec["symbol"] == symbol, "tier"].to_numpy(object).copy()
+    t = pd.DatetimeIndex(timestamps).as_unit("ns").asi8
+    trades = result.trades[result.trades["symbol"] == symbol]
+    entry = pd.DatetimeIndex(trades["entry_time"]).as_unit("ns").asi8
+    exit_ = pd.DatetimeIndex(trades["exit_time"]).as_unit("ns").asi8
+    for a, b, tier in zip(entry, exit_, trades["tier"], strict=True):
+        tiers[(t >= a) & (t < b)] = tier
+    return tiers
+
+
 def plot_positions(result: BacktestResult, metrics: Metrics) -> Figure:
-    """Value of the position held in each symbol over time, coloured by confidence tier."""
+    """Value of the position held in each symbol over time, coloured by the tier that opened it."""
     rec = result.records
     if rec.empty or not np.isfinite(rec["position_value"]).any():
         raise NoData("no per-bar records of positions")
@@ -296,34 +318,36 @@ def plot_positions(result: BacktestResult, metrics: Metrics) -> Figure:
     colours = _tier_colours(tiers)
     fig = _figure(height=1.2 + 2.2 * len(symbols))
     axes = np.atleast_1d(fig.subplots(len(symbols), 1, sharex=True, squeeze=False)[:, 0])
+    seen: dict[str, object] = {}
     for ax, sym in zip(axes, symbols, strict=True):
         r = rec[rec["symbol"] == sym]
         x = _naive(r["timestamp"])
-        v = r["position_value"].to_numpy(float)
-        ax.plot(x, v, color=_GREY, lw=0.6, drawstyle="steps-post")
+        v = np.nan_to_num(r["position_value"].to_numpy(float))
+        held_tier = position_tiers(result, sym, r["timestamp"])
+        ax.plot(x, v, color=_GREY, lw=0.5, drawstyle="steps-post")
         held = v != 0
-        for tier in tiers:
-            m = held & (r["tier"].to_numpy() == tier)
+        for tier in [*tiers, None]:
+            if tier is None:
+                m = held & ~np.isin(held_tier, tiers)
+                colour, label = "black", "no tier"
+            else:
+                m = held & (held_tier == tier)
+                colour, label = colours[tier], f"tier {tier}"
             if m.any():
-                ax.scatter(x[m], v[m], s=4, color=colours[tier], label=f"tier {tier}", zorder=3)
-        other = held & ~np.isin(r["tier"].to_numpy(), tiers)
-        if other.any():
-            ax.scatter(x[other], v[other], s=4, color="black", label="no tier", zorder=3)
+                span = m.copy()
+                span[1:] |= m[:-1]  # a step-post area needs the next bar's point too
+                poly = ax.fill_between(
+                    x, v, 0, where=span, step="post", color=colour, alpha=0.75, lw=0, label=label
+                )
+                seen.setdefault(label, poly)
         ax.axhline(0, color="black", lw=0.5)
         ax.set_ylabel(f"{sym} ({CURRENCY})", fontsize=8)
         _money(ax)
         ax.grid(alpha=0.3)
     _date_axis(axes[-1])
-    axes[0].set_title("Position value over time by confidence tier (+ long, − short)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1:]:
-        h, lab = ax.get_legend_handles_labels()
-        for hh, ll in zip(h, lab, strict=True):
-            if ll not in labels:
-                handles.append(hh)
-                labels.append(ll)
-    if handles:
-        axes[0].legend(handles, labels, fontsize=8, loc="upper left", markerscale=3)
+    axes[0].set_title("Position value by the confidence tier that opened it (+ long, − short)")
+    if seen:
+        axes[0].legend(list(seen.values()), list(seen), fontsize=8, loc="upper left")
     return fig
 
 
@@ -440,27 +464,40 @@ _FOLD_BOTTOM = ("log_loss", "brier", "ic")
 
 
 def plot_folds(result: BacktestResult, metrics: Metrics) -> Figure:
-    """Per-fold accuracy/AUC and log loss/Brier/IC over time (fold start dates)."""
-    rows = metrics.folds
-    keys = [k for k in _FOLD_TOP + _FOLD_BOTTOM if any(_num(r.get(k)) is not None for r in rows)]
-    if not rows or not keys:
+    """Per-fold accuracy/AUC and log loss/Brier/IC over time (mean over symbols per fold)."""
+    keys = [
+        k
+        for k in _FOLD_TOP + _FOLD_BOTTOM
+        if any(_num(r.get(k)) is not None for r in metrics.folds)
+    ]
+    if not metrics.folds or not keys:
         raise NoData("no per-fold metrics from walk-forward or records")
-    starts = [r.get("start") or r.get("test_start") for r in rows]
+    table = pd.DataFrame(
+        [
+            {
+                "fold": r.get("fold"),
+                "start": r.get("test_start") or r.get("start"),
+                **{k: _num(r.get(k)) for k in keys},
+            }
+            for r in metrics.folds
+        ]
+    )
+    table[keys] = table[keys].astype(float)
+    n_symbols = len({r.get("symbol") for r in metrics.folds})
+    per_fold = table.groupby("fold", sort=True).agg({"start": "min", **dict.fromkeys(keys, "mean")})
     try:
-        x = _naive(pd.DatetimeIndex(pd.to_datetime(starts, utc=True)))
-        dated = True
+        x = _naive(pd.DatetimeIndex(pd.to_datetime(per_fold["start"], utc=True)))
+        dated = not pd.isna(x).any()
     except (TypeError, ValueError):
-        x = np.array([r["fold"] for r in rows], float)
         dated = False
+    if not dated:
+        x = per_fold.index.to_numpy(float)
     fig = _figure(height=5.0)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     for ax, group in ((ax1, _FOLD_TOP), (ax2, _FOLD_BOTTOM)):
         for k in group:
             if k in keys:
-                y = np.array(
-                    [_num(r.get(k)) if _num(r.get(k)) is not None else np.nan for r in rows], float
-                )
-                ax.plot(x, y, marker="o", lw=1.2, label=k.replace("_", " "))
+                ax.plot(x, per_fold[k].to_numpy(), marker="o", lw=1.2, label=k.replace("_", " "))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
@@ -468,7 +505,8 @@ def plot_folds(result: BacktestResult, metrics: Metrics) -> Figure:
     ax1.set_ylabel("Accuracy / AUC (fraction)")
     ax2.axhline(0, color=_GREY, lw=0.6)
     ax2.set_ylabel("Log loss / Brier / IC")
-    ax1.set_title(f"Out-of-sample metrics per walk-forward fold ({len(rows)} folds)")
+    over = f", mean of {n_symbols} symbols" if n_symbols > 1 else ""
+    ax1.set_title(f"Out-of-sample metrics per walk-forward fold ({len(per_fold)} folds{over})")
     if dated:
         _date_axis(ax2, "Fold test start (UTC)")
     else:
