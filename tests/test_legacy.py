@@ -215,3 +215,19 @@ def test_scaler_json_in_sklearn_terms(tmp_path):
     path.write_text(json.dumps({"kind": "standard", "mean_": [1.0, 2.0], "scale_": [2.0, 4.0]}))
     scaler = read_scaler_json(path)
     np.testing.assert_allclose(scaler.transform(np.array([[3.0, 6.0]])), [[1.0, 1.0]])
+
+
+def test_align_strict_and_fill_policies(tmp_path):
+    from mlstrat.predictors.compat import align, expected_features
+
+    frame = pd.DataFrame({"b": [1.0, 2.0], "a": [3.0, 4.0], "extra": [0.0, 0.0]})
+    out = align(frame, ["a", "b"])
+    assert list(out.columns) == ["a", "b"] and out["a"].tolist() == [3.0, 4.0]
+    with pytest.raises(SchemaError, match="c, d"):
+        align(frame, ["a", "c", "d"])
+    with pytest.warns(UserWarning, match="c"):
+        filled = align(frame, ["c", "a"], policy="fill", fill_value=-1.0)
+    assert filled["c"].tolist() == [-1.0, -1.0]
+    sidecar = tmp_path / "model.h5.features.json"
+    sidecar.write_text(json.dumps(["a", "b"]))
+    assert expected_features(tmp_path / "model.h5") == ["a", "b"]

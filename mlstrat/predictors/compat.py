@@ -8,7 +8,10 @@ policy. Target columns (future information) can never be model inputs.
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -134,7 +137,60 @@ def feature_matrix(X: pd.DataFrame, *, dtype: Any = np.float64, file: Any = None
     return X.to_numpy(dtype=dtype, na_value=np.nan)
 
 
+def align(
+    frame: pd.DataFrame,
+    expected: Sequence[str],
+    policy: Literal["strict", "fill"] = "strict",
+    *,
+    fill_value: float = 0.0,
+    file: Any = None,
+) -> pd.DataFrame:
+    """Reorder `frame` to `expected` by name, ignoring extras (the legacy-model entry point).
+
+    policy="strict" raises SchemaError listing every missing name;
+    policy="fill" fills missing columns with `fill_value` and warns, naming them.
+    """
+    if policy not in ("strict", "fill"):
+        raise SchemaError(f"unknown alignment policy {policy!r}", fix="use 'strict' or 'fill'")
+    if policy == "strict":
+        return align_features(frame, expected, on_missing="error", file=file)
+    missing = [n for n in expected if n not in set(frame.columns)]
+    if missing:
+        warnings.warn(
+            f"filling {len(missing)} missing feature(s) with {fill_value}: {', '.join(missing)}",
+            stacklevel=2,
+        )
+    means = {n: fill_value for n in missing}
+    return align_features(frame, expected, on_missing="mean", means=means, file=file)
+
+
+def expected_features(source: str | Path) -> list[str]:
+    """A model's feature names, from its model directory's metadata or a sidecar JSON file.
+
+    `source` may be a model directory, its metadata.json, a sidecar JSON list
+    of names, or a legacy model file with a `<name>.features.json` beside it.
+    """
+    path = Path(source)
+    candidates = [path / "metadata.json"] if path.is_dir() else [path]
+    if path.suffix not in (".json",):
+        candidates.append(path.with_name(path.name + ".features.json"))
+        candidates.append(path.with_suffix(".features.json"))
+    for candidate in candidates:
+        if candidate.is_file() and candidate.suffix == ".json":
+            data = json.loads(candidate.read_text())
+            names = data.get("feature_names") if isinstance(data, dict) else data
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                return list(names)
+    raise SchemaError(
+        "no feature names found for the model",
+        file=path,
+        fix="write the training feature names as a JSON list in <model>.features.json",
+    )
+
+
 __all__ = [
+    "align",
+    "expected_features",
     "ON_MISSING_POLICIES",
     "TARGET_PREFIXES",
     "OnMissing",
