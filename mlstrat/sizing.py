@@ -306,6 +306,21 @@ class TieredConfidenceSizer(bt.Sizer):
                 fix="a positive volatility, or None to switch volatility targeting off",
             )
         self.table = TierTable(p.tiers, p.tier_names, p.symbol_multipliers)
+        self._specs: dict[Any, tuple[float, float, float, float]] = {}
+
+    def _spec(self, data: Any) -> tuple[float, float, float, float]:
+        """(threshold multiplier, size multiplier, lot step, minimum size) of a feed, cached."""
+        spec = self._specs.get(data)
+        if spec is None:
+            thr_mult, size_mult = self.table.multipliers_for(symbol_of(data))
+            spec = (
+                thr_mult,
+                size_mult,
+                _per_symbol(self.p.lot_step, data),
+                _per_symbol(self.p.min_size, data),
+            )
+            self._specs[data] = spec
+        return spec
 
     # -- prediction access: through MLStrategy when present, else straight from the lines --
 
@@ -345,7 +360,7 @@ class TieredConfidenceSizer(bt.Sizer):
     def fraction(self, data: Any, isbuy: bool) -> float:
         """Fraction of ``max_position`` × value for a new position (before cash/leverage caps)."""
         p = self.p
-        thr_mult, size_mult = self.table.multipliers_for(symbol_of(data))
+        thr_mult, size_mult = self._spec(data)[:2]
         signal, confidence, volatility = self._current(data)
         if p.method == "tiered":
             tier = self.table.lookup(confidence, thr_mult)
@@ -394,8 +409,9 @@ class TieredConfidenceSizer(bt.Sizer):
                 units, affordable_units(comminfo, available, price * (1.0 + p.price_buffer))
             )
 
-        units = floor_to_step(units, _per_symbol(p.lot_step, data))
-        if units < _per_symbol(p.min_size, data) or units * price < p.min_notional:
+        _, _, lot_step, min_size = self._spec(data)
+        units = floor_to_step(units, lot_step)
+        if units < min_size or units * price < p.min_notional:
             return 0.0
         return units if math.isfinite(units) and units > 0.0 else 0.0
 

@@ -104,6 +104,8 @@ class _Slot:
         "threshold_long",
         "threshold_short",
         "fold",
+        "clock",
+        "position",
         "tier_steps",
         "thr_mult",
         "last_len",
@@ -119,6 +121,8 @@ class _Slot:
     def __init__(self, data: Any) -> None:
         self.data = data
         self.symbol = symbol_of(data)
+        self.clock = data.lines.lines[0]  # its lencount is len(data), without the call chain
+        self.position: Any = None
         self.tier_steps: tuple[tuple[float, str], ...] = ()
         self.thr_mult = 1.0
         self.last_len = 0
@@ -133,6 +137,10 @@ class _Slot:
 
 def _line(data: Any, name: str | None) -> Any:
     return getattr(data.lines, name, None) if name else None
+
+
+# Per-bar reads go straight to a line's buffer: line.array[line._idx + ago] is exactly what
+# LineBuffer.__getitem__ returns, minus two Python calls per read.
 
 
 class MLStrategy(bt.Strategy):
@@ -280,29 +288,31 @@ class MLStrategy(bt.Strategy):
         slot = self._slots[data if data is not None else self.datas[0]]
         if not slot.tier_steps:
             self.tier_table  # noqa: B018
-        a = self._ago + ago
-        conf = NAN if slot.confidence is None else slot.confidence[a]
+        return self._pred(slot, self._ago + ago)
+
+    def _pred(self, slot: _Slot, a: int) -> Pred:
+        line = slot.confidence
+        conf = NAN if line is None else line.array[line._idx + a]
         tier = ""
         for threshold, name in slot.tier_steps:
             if conf >= threshold:
                 tier = name
             else:
                 break
-        proba = slot.proba
-        if proba is not None:
-            proba = proba[a] + 0.5 * slot.proba_hold[a] if slot.proba_hold is not None else proba[a]
-        else:
+        line = slot.proba
+        if line is None:
             proba = NAN
-        er = slot.expected_return
-        vol = slot.volatility
-        return Pred(
-            NAN if slot.signal is None else slot.signal[a],
-            conf,
-            proba,
-            tier,
-            NAN if er is None else er[a],
-            NAN if vol is None else vol[a],
-        )
+        else:
+            proba = line.array[line._idx + a]
+            if slot.proba_hold is not None:
+                proba += 0.5 * slot.proba_hold[a]
+        line = slot.signal
+        signal = NAN if line is None else line.array[line._idx + a]
+        line = slot.expected_return
+        er = NAN if line is None else line.array[line._idx + a]
+        line = slot.volatility
+        vol = NAN if line is None else line.array[line._idx + a]
+        return Pred(signal, conf, proba, tier, er, vol)
 
     def thresholds(self, data: Any) -> tuple[float, float]:
         """(long, short) confidence thresholds in force for ``data`` at the decision bar.
@@ -365,12 +375,14 @@ class MLStrategy(bt.Strategy):
         self.next()
 
     def next(self) -> None:
+        if self._table is None:
+            self.tier_table  # noqa: B018 - start() was overridden without super()
         if self._online:
             self._online_step()
         if self._coo:
             return
         for slot in self._slot_list:
-            n = len(slot.data)
+            n = slot.clock.lencount
             if n != slot.last_len:  # a new bar for this feed
                 slot.last_len = n
                 self._decide(slot, n)
@@ -384,7 +396,7 @@ class MLStrategy(bt.Strategy):
         self._ago = -1  # decide on the bar that just closed, at this bar's open
         try:
             for slot in self._slot_list:
-                n = len(slot.data)
+                n = slot.clock.lencount
                 if n != slot.last_len and n >= 2:
                     slot.last_len = n
                     self._decide(slot, n - 1)
@@ -393,11 +405,13 @@ class MLStrategy(bt.Strategy):
 
     def _decide(self, slot: _Slot, bar: int) -> None:
         data = slot.data
-        pred = self.pred(data)
+        pred = self._pred(slot, self._ago)
         self.on_prediction(data, pred)
         if slot.pending:
             return
-        position = self.getposition(data)
+        position = slot.position
+        if position is None:
+            position = slot.position = self.broker.getposition(data)
         if position.size:
             p = self.p
             reason: Any = None
@@ -646,10 +660,11 @@ _TARGET_PATTERNS = (
 class PredictionRecorder(bt.Analyzer):
     """One record per bar per data feed: prediction, tier, position (for the report).
 
-    Per bar it only stores each feed's position; predictions, prices, folds and
-    realised targets are read from the feed lines once at the end, so the
-    per-bar cost stays tiny. Needs full line buffers (Cerebro ``exactbars=0``).
-    The position of a bar is the one held from its open to its close.
+    It does no work per bar. Positions are marked from order fills (the
+    broker's position size after each execution, on the bar it executed);
+    predictions, prices, folds and realised targets are read from the feed
+    lines once at the end. The position of a bar is the one held from its open
+    to its close. Needs full line buffers (Cerebro ``exactbars=0``).
     ``get_analysis()["records"]`` is a DataFrame with the BacktestResult columns.
     """
 
@@ -670,17 +685,13 @@ class PredictionRecorder(bt.Analyzer):
                 column="exactbars",
                 fix="run Cerebro with exactbars=0 or drop the recorder",
             )
-        positions = self.strategy.broker.positions
-        self._feeds = [(d, positions[d], [0.0] * max(d.buflen(), 0)) for d in self.strategy.datas]
+        self._marks: dict[Any, list[tuple[int, float]]] = {d: [] for d in self.strategy.datas}
 
-    def next(self) -> None:
-        for data, position, sizes in self._feeds:
-            i = len(data) - 1
-            try:
-                sizes[i] = position.size
-            except IndexError:  # a feed that was not preloaded grows as it goes
-                sizes.extend([0.0] * (i + 1 - len(sizes)))
-                sizes[i] = position.size
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status in (bt.Order.Completed, bt.Order.Partial) and order.executed.size:
+            marks = self._marks.get(order.data)
+            if marks is not None:
+                marks.append((len(order.data) - 1, float(order.executed.psize)))
 
     def _table(self) -> TierTable:
         tiers = self.p.tiers
@@ -695,7 +706,7 @@ class PredictionRecorder(bt.Analyzer):
 
     def stop(self) -> None:
         table = self._table()
-        frames = [self._frame(data, sizes, table) for data, _, sizes in self._feeds]
+        frames = [self._frame(data, marks, table) for data, marks in self._marks.items()]
         records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if len(frames) > 1:
             records = records.sort_values(["timestamp", "symbol"], kind="stable").reset_index(
@@ -707,7 +718,7 @@ class PredictionRecorder(bt.Analyzer):
     def records(self) -> pd.DataFrame:
         return self.rets["records"]
 
-    def _frame(self, data: Any, sizes: list[float], table: TierTable) -> pd.DataFrame:
+    def _frame(self, data: Any, marks: list[tuple[int, float]], table: TierTable) -> pd.DataFrame:
         n = len(data)
 
         def values(name: str | None) -> np.ndarray:
@@ -729,9 +740,11 @@ class PredictionRecorder(bt.Analyzer):
         proba_up = values(self.p.proba_line)
         if _line(data, self.p.proba_line) is None and _line(data, "proba_buy") is not None:
             proba_up = values("proba_buy") + 0.5 * values("proba_hold")
-        position = np.zeros(n)
-        m = min(n, len(sizes))
-        position[:m] = sizes[:m]
+        position = np.full(n, np.nan)
+        for i, size in marks:  # in execution order: the last fill of a bar wins
+            if 0 <= i < n:
+                position[i] = size
+        position = pd.Series(position).ffill().fillna(0.0).to_numpy()
         frame = pd.DataFrame(
             {
                 "timestamp": bt_times_to_utc(values("datetime")),
