@@ -476,7 +476,7 @@ def plot_folds(result: BacktestResult, metrics: Metrics) -> Figure:
         [
             {
                 "fold": r.get("fold"),
-                "start": r.get("test_start") or r.get("start"),
+                "start": _when(r.get("test_start") or r.get("start")),
                 **{k: _num(r.get(k)) for k in keys},
             }
             for r in metrics.folds
@@ -485,13 +485,8 @@ def plot_folds(result: BacktestResult, metrics: Metrics) -> Figure:
     table[keys] = table[keys].astype(float)
     n_symbols = len({r.get("symbol") for r in metrics.folds})
     per_fold = table.groupby("fold", sort=True).agg({"start": "min", **dict.fromkeys(keys, "mean")})
-    try:
-        x = _naive(pd.DatetimeIndex(pd.to_datetime(per_fold["start"], utc=True)))
-        dated = not pd.isna(x).any()
-    except (TypeError, ValueError):
-        dated = False
-    if not dated:
-        x = per_fold.index.to_numpy(float)
+    dated = per_fold["start"].notna().all()
+    x = _naive(pd.DatetimeIndex(per_fold["start"])) if dated else per_fold.index.to_numpy(float)
     fig = _figure(height=5.0)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     for ax, group in ((ax1, _FOLD_TOP), (ax2, _FOLD_BOTTOM)):
@@ -512,6 +507,17 @@ def plot_folds(result: BacktestResult, metrics: Metrics) -> Figure:
     else:
         ax2.set_xlabel("Fold number")
     return fig
+
+
+def _when(v) -> pd.Timestamp:
+    """A fold's start as a UTC timestamp (NaT when absent or unreadable)."""
+    try:
+        t = pd.Timestamp(v)
+    except (TypeError, ValueError):
+        return pd.NaT
+    if pd.isna(t):
+        return pd.NaT
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def _num(v) -> float | None:
@@ -569,7 +575,7 @@ def plot_symbol_pnl(result: BacktestResult, metrics: Metrics) -> Figure:
 # --------------------------------------------------------------------------- all charts
 
 
-def _want_log(result: BacktestResult, log_scale: bool | str) -> bool:
+def want_log_scale(result: BacktestResult, log_scale: bool | str) -> bool:
     if log_scale != "auto":
         return bool(log_scale)
     eq = result.equity
@@ -589,7 +595,7 @@ def make_charts(
             "equity",
             "Equity vs buy-and-hold",
             "performance",
-            lambda: plot_equity(result, metrics, log=_want_log(result, log_scale)),
+            lambda: plot_equity(result, metrics, log=want_log_scale(result, log_scale)),
         ),
         ("drawdown", "Drawdown", "performance", lambda: plot_drawdown(result, metrics)),
         (
