@@ -14,7 +14,14 @@ from mlstrat.broker import BrokerConfig, make_cerebro
 from mlstrat.errors import ConfigError
 from mlstrat.feed import FeatureFeed
 from mlstrat.predictors.base import Prediction, Predictor
-from mlstrat.strategy import MLStrategy, Pred, PredictionRecorder, bt_times_to_utc
+from mlstrat.strategy import (
+    EquityRecorder,
+    MLStrategy,
+    Pred,
+    PredictionRecorder,
+    TradeLog,
+    bt_times_to_utc,
+)
 
 NAN = math.nan
 # bar: open, high, low, close, signal, confidence
@@ -200,6 +207,40 @@ def test_user_hooks_drive_entries_and_exits():
     # filled on bar 3 (len 4, fixed 3 units); exit once len − 4 ≥ 2, i.e. decided on bar 5,
     # out on bar 6; P(up) 0.65 on bar 7 → in on bar 8
     assert pos == [0, 0, 0, 3, 3, 3, 0, 0, 3, 3]
+
+
+class PlainLongShort(bt.Strategy):
+    """A plain backtrader strategy: the analyzers must not depend on MLStrategy."""
+
+    def next(self):
+        sig = self.data.signal[0]
+        if sig > 0 and self.position.size <= 0:
+            self.order_target_size(target=2)
+        elif sig < 0 and self.position.size >= 0:
+            self.order_target_size(target=-1)
+
+
+def test_analyzers_work_on_any_strategy():
+    rows = [list(r) for r in BRACKET]
+    rows[5][4] = -1  # long from bar 3; one order reverses it at bar 6, another at bar 7
+    cerebro = make_cerebro(BrokerConfig(cash=10_000, commission=0.0))
+    cerebro.adddata(FeatureFeed.from_frame(make_frame(rows), name="TEST"), name="TEST")
+    cerebro.addstrategy(PlainLongShort)
+    cerebro.addanalyzer(PredictionRecorder, _name="rec")
+    cerebro.addanalyzer(TradeLog, _name="trades")
+    cerebro.addanalyzer(EquityRecorder, _name="eq")
+    strat = cerebro.run()[0]
+    rec = strat.analyzers.rec.records
+    assert rec["position"].tolist() == [0, 0, 0, 2, 2, 2, -1, 2, 2, 2]
+    assert list(rec["tier"])[2:4] == ["high", "high"]  # default tiers when no MLStrategy
+    trades = strat.analyzers.trades.trades
+    assert list(trades["direction"]) == [1.0, -1.0]
+    assert list(trades["exit_price"]) == pytest.approx([100.5, 101.0])  # bar 6 and bar 7 opens
+    assert list(trades["tier"]) == ["", ""] and list(trades["exit_reason"]) == ["", ""]
+    equity = strat.analyzers.eq.get_analysis()["equity"]
+    # 2 units bought at 102, sold at 100.5; short 1 at 100.5 covered at 101; 2 more at 101
+    final = 10_000 + 2 * (100.5 - 102) + (100.5 - 101) + 2 * (103.8 - 101)
+    assert equity.iloc[-1] == pytest.approx(final)
 
 
 def test_three_class_feed_gives_p_up_from_buy_and_hold():
