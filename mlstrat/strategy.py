@@ -551,7 +551,7 @@ class MLStrategy(bt.Strategy):
                 "online retraining writes predictions into the first feed's prediction lines, "
                 f"but it has no {p.signal_line!r} line",
                 column=p.signal_line,
-                fix="build the feed with NaN prediction columns (signal, confidence, proba_up)",
+                fix="add NaN prediction columns, e.g. mlstrat.walkforward.online.with_prediction_columns",
             )
 
     def _online_step(self) -> None:
@@ -857,23 +857,3 @@ class EquityRecorder(bt.Analyzer):
 
 
 PredictorFactory = Callable[[int], Any]
-
-
-#: Prediction columns online retraining fills in (`with_prediction_columns`).
-PREDICTION_PLACEHOLDERS: tuple[str, ...] = ("signal", "confidence", "proba_up", "fold")
-
-
-def with_prediction_columns(
-    df: pd.DataFrame, columns: tuple[str, ...] = PREDICTION_PLACEHOLDERS
-) -> pd.DataFrame:
-    """A copy of ``df`` with NaN prediction columns added where missing.
-
-    Online retraining writes each bar's prediction into these lines, so a feed
-    for an online strategy is built from ``with_prediction_columns(features)``.
-    """
-    out = df.copy()
-    for name in columns:
-        if name not in out.columns:
-            out[name] = np.nan
-    out.attrs = dict(df.attrs)
-    return out

@@ -1,24 +1,26 @@
-"""Retrain a model inside the backtest: every month, on the last four months (seed 003's schedule).
+"""Retrain a model inside the backtest on seed 003's walk-forward schedule.
 
-Instead of reading precomputed walk-forward predictions, this strategy holds
-a predictor and refits it as the backtest advances, through MLStrategy's
-online hooks: `should_retrain` decides when (every ``retrain_every`` bars,
-once ``train_window`` labelled bars exist), `retrain` fits a fresh model from
-``predictor_factory(fold)`` on the last ``train_window`` bars whose label is
-already known at that bar (a label ``target_horizon`` bars ahead is only
-known ``target_horizon`` bars later), and `on_retrain` installs it. Every bar
-the current model predicts from the feature lines and the prediction is
-written into the feed's ``signal`` / ``confidence`` / ``proba_up`` / ``fold``
-lines, so sizing, recording and the report work as with precomputed
-predictions. Build the feed with those lines empty:
+Instead of reading precomputed predictions, this strategy holds a predictor
+and refits it as the backtest advances. It builds on
+`mlstrat.walkforward.online.WalkForwardStrategy`, which implements
+MLStrategy's retraining hooks on a `WalkForward` schedule: `should_retrain`
+fires on the bar where a fold's test period starts, `retrain` fits a fresh
+model from ``predictor_factory(fold)`` on the bars seen so far whose labels are
+already known (the same rows, validation tail and thresholds as the batch
+walk-forward run, so both give the same predictions), and every bar the
+current model's prediction, fold and thresholds are written into the feed's
+prediction lines. Sizing, recording and the report then work as with
+precomputed predictions.
+
+The feed needs the feature lines, the target line and empty prediction lines:
 
     from mlstrat.feed import FeatureFeed
-    from mlstrat.strategy import with_prediction_columns
-    frame = with_prediction_columns(features)            # adds NaN prediction columns
-    feed = FeatureFeed.from_frame(frame, columns=[*feature_names, "direction_1",
-                                                  "signal", "confidence", "proba_up", "fold"])
+    from mlstrat.walkforward.online import ONLINE_PREDICTION_COLUMNS, with_prediction_columns
+    frame = with_prediction_columns(features)
+    feed = FeatureFeed.from_frame(
+        frame, columns=[*feature_names, "direction_1", *ONLINE_PREDICTION_COLUMNS])
 
-Defaults are for hourly bars: 720 bars ≈ 1 month, 2880 bars ≈ 4 months.
+Defaults: XGBoost, 4-month training windows stepped by 2 months (seed 003).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 from mlstrat.errors import ConfigError
 from mlstrat.predictors.registry import create_predictor
 from mlstrat.sizing import TieredConfidenceSizer
-from mlstrat.strategy import PREDICTION_PLACEHOLDERS, MLStrategy
+from mlstrat.walkforward.online import ONLINE_PREDICTION_COLUMNS, WalkForwardStrategy
 
 _NOT_FEATURES = re.compile(
     r"^(open|high|low|close|volume|openinterest|datetime|"
@@ -37,19 +39,16 @@ _NOT_FEATURES = re.compile(
 )
 
 
-class OnlineRetrain(MLStrategy):
-    """Long/short on a model refitted inside the backtest (XGBoost by default)."""
+class OnlineRetrain(WalkForwardStrategy):
+    """Long/short on a model refitted inside the backtest at every fold boundary."""
 
     params = (
         ("predictor", "xgboost"),
         (
             "predictor_params",
-            {"n_estimators": 200, "max_depth": 4, "early_stopping_rounds": None, "seed": 42},
+            {"n_estimators": 200, "max_depth": 4, "early_stopping_rounds": 20, "seed": 42},
         ),
-        ("retrain_every", 720),
-        ("train_window", 2880),
         ("target_line", "direction_1"),
-        ("target_horizon", 1),
         ("allow_short", True),
     )
     default_sizer = TieredConfidenceSizer
@@ -60,11 +59,10 @@ class OnlineRetrain(MLStrategy):
         if p.predictor_factory is None:
             p.predictor_factory = self.make_predictor
         if p.feature_lines is None:
-            data = self.datas[0]
             p.feature_lines = tuple(
                 a
-                for a in data.lines.getlinealiases()
-                if not _NOT_FEATURES.match(a) and a not in PREDICTION_PLACEHOLDERS
+                for a in self.datas[0].lines.getlinealiases()
+                if not _NOT_FEATURES.match(a) and a not in ONLINE_PREDICTION_COLUMNS
             )
             if not p.feature_lines:
                 raise ConfigError(

@@ -19,7 +19,6 @@ from mlstrat.backtest import load_strategy, run_backtest
 from mlstrat.cli import main
 from mlstrat.feed import FeatureFeed
 from mlstrat.report.result import BacktestResult
-from mlstrat.strategy import with_prediction_columns
 
 # Loaded by file path, as the CLI and users load them (strategies/ is not an installed package).
 DirectionLongFlat = load_strategy("strategies/direction_long_flat.py:DirectionLongFlat", base=REPO)
@@ -168,28 +167,35 @@ def test_vol_target_model_signal(btc):
 
 def test_online_retrain_fits_xgboost_inside_the_backtest():
     from mlstrat.features import build_feature_feed, feature_columns
+    from mlstrat.walkforward.online import ONLINE_PREDICTION_COLUMNS, with_prediction_columns
+    from mlstrat.walkforward.splits import WalkForward
 
     bars = sample_bars("BTCUSDT", 0, 1200)
     features = build_feature_feed(bars, "core", targets=("direction:1",))
     names = feature_columns(features)
-    frame = with_prediction_columns(features)
     feed = FeatureFeed.from_frame(
-        frame, columns=[*names, "direction_1", "signal", "confidence", "proba_up", "fold"]
+        with_prediction_columns(features),
+        columns=[*names, "direction_1", *ONLINE_PREDICTION_COLUMNS],
     )
     params = {
-        "retrain_every": 300,
-        "train_window": 400,
+        "splits": WalkForward(train=400, test=300),
         "predictor_params": {"n_estimators": 30, "max_depth": 3, "early_stopping_rounds": None},
     }
     res = run_backtest({"BTCUSDT": feed}, OnlineRetrain, params)
     rec = res.records
-    folds = rec["fold"].dropna().unique().tolist()
-    assert folds == [0.0, 1.0, 2.0]  # fits at bars ~444, 744, 1044 (features warm up first)
-    first = rec["fold"].first_valid_index()
-    assert rec["signal"].iloc[:first].isna().all()
-    assert rec["signal"].iloc[first:].isin([-1.0, 1.0]).all()
-    assert ((rec["confidence"].iloc[first:] >= 0.5) & (rec["confidence"].iloc[first:] <= 1)).all()
+    # folds start testing at bars 400, 700, 1000
+    assert rec["fold"].dropna().unique().tolist() == [0.0, 1.0, 2.0]
+    assert rec["fold"].first_valid_index() == 400
+    assert rec["fold"].iloc[700] == 1 and rec["fold"].iloc[1000] == 2
+    assert rec["signal"].iloc[:400].isna().all()
+    assert rec["signal"].iloc[400:].isin([-1.0, 0.0, 1.0]).all()
+    conf = rec["confidence"].iloc[400:]
+    assert ((conf >= 0.5) & (conf <= 1)).all()
     assert len(res.trades) > 0
+    # entries only where the fold's fitted threshold was cleared
+    for t in np.flatnonzero(np.diff(rec["position"].to_numpy()) != 0) + 1:
+        if rec["position"].iloc[t - 1] == 0:
+            assert rec["signal"].iloc[t - 1] != 0
     assert rec["target"].notna().sum() > 1000  # realised direction recorded beside predictions
 
 
