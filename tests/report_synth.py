@@ -138,3 +138,25 @@ def make_result(
         symbols=list(symbols),
         versions={"mlstrat": "0.1.0", "backtrader": "1.9.78.123"},
     )
+
+
+def backtrader_result(n: int = 1500, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")):
+    """A real backtrader run: TieredLongShort on the shipped sample with causal momentum
+    predictions (tests/strategy_synth.py), plus walk-forward-style fold records."""
+    from strategy_synth import REPO, momentum_predictions, prediction_feed, sample_bars
+
+    from mlstrat import backtest
+
+    strategy = backtest.load_strategy("strategies/tiered_long_short.py:TieredLongShort", base=REPO)
+    feeds = {}
+    for s in symbols:
+        bars = sample_bars(s, 0, n)
+        feeds[s] = prediction_feed(bars, momentum_predictions(bars))
+    folds = [
+        {"fold": f, "symbol": s, "accuracy": 0.5 + 0.01 * f, "train_rows": 1000 + f}
+        for s in symbols
+        for f in range(3)
+    ]
+    return backtest.run_backtest(
+        feeds, strategy, {"allow_short": True}, folds=folds, feature_importance={"mom_12": 1.0}
+    )

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from report_synth import make_result
+from report_synth import backtrader_result, make_result
 
 from mlstrat.report.html import build_comparison, build_report
 
@@ -156,8 +156,12 @@ def _decimals(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
+    """Report of a real backtrader run (synthetic result if the strategy layer is absent)."""
     out = tmp_path_factory.mktemp("browser") / "run"
-    result = make_result(900, ("BTCUSDT", "ETHUSDT"), seed=21)
+    try:
+        result = backtrader_result()
+    except ImportError:
+        result = make_result(900, ("BTCUSDT", "ETHUSDT"), seed=21)
     build_report(result, out, title="Browser check: BTC + ETH")
     return out
 
