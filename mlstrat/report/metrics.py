@@ -25,7 +25,21 @@ form, so the tests can compare to it at 1e-6):
 * Alpha/beta are against the buy-and-hold of the same data: equal capital in
   every symbol at the first bar, never rebalanced. Beta is
   ``cov(r, b) / var(b)``; alpha is ``(1 + mean(r - beta * b)) ** P - 1``.
-* Trade statistics use closed trades and their net P&L (after commission).
+* Calmar is CAGR / |max drawdown|. Drawdown durations run from the peak to
+  the bar equity first gets back to it (or to the last bar if it never does);
+  "max drawdown duration" is that of the deepest episode, "longest
+  underwater" the longest of all.
+* Trade statistics use closed trades and their net P&L (after commission):
+  win rate = share with pnl_net > 0, profit factor = gross wins / gross
+  losses, expectancy = mean pnl_net. Fees paid are the commissions of closed
+  trades.
+* Exposure is the share of bars with any non-zero position (per-bar records;
+  closed-trade intervals [entry, exit) when there are none). Turnover is the
+  currency value traded (|position change| × close, summed) over mean equity,
+  in total and per year.
+* ML diagnostics compare predictions with the realised outcome recorded for
+  the bar (`forward_return` / `target` when the feed carries them, else the
+  next bar's close-to-close move); see `realised_outcomes`.
 """
 
 from __future__ import annotations
