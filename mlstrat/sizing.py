@@ -15,8 +15,11 @@ of a data feed into a number of units:
 2. times the symbol's size multiplier, and with ``target_vol`` set, times
    target / forecast volatility (capped at ``vol_cap``);
 3. then capped so that gross exposure stays within ``leverage`` × value,
-   a long entry (with commission) fits the cash, floored to ``lot_step``
-   and dropped below ``min_size`` / ``min_notional``.
+   a long entry (with commission) fits the cash even if it fills
+   ``price_buffer`` (default 0.2 %) above the reference price — orders fill
+   at the next open, and an entry the cash cannot pay is rejected by the
+   broker — floored to ``lot_step`` and dropped below ``min_size`` /
+   ``min_notional``.
 
 The result is never negative and never NaN; 0 means "do not trade".
 """
@@ -266,7 +269,7 @@ class TieredConfidenceSizer(bt.Sizer):
         ("lot_step", 0.0),
         ("min_size", 0.0),
         ("min_notional", 0.0),
-        ("price_buffer", 0.0),
+        ("price_buffer", 0.002),
         ("signal_line", "signal"),
         ("confidence_line", "confidence"),
         ("volatility_line", "volatility"),
@@ -387,18 +390,25 @@ class TieredConfidenceSizer(bt.Sizer):
             return 0.0
         units = value * p.max_position * frac / price
 
+        # Orders made earlier on this bar execute first, in order, at the same fill: count
+        # the positions and cash as they will be when this order's turn comes.
+        sizes = {d: pos.size for d, pos in self.broker.positions.items() if pos.size}
+        for order in getattr(self.broker, "submitted", ()):
+            if order.parent is not None or not order.alive():
+                continue  # bracket children only become live after their parent fills
+            ref = price if order.data is data else float(order.data.close[0])
+            cash -= order.size * ref + comminfo.getcommission(order.size, ref)
+            sizes[order.data] = sizes.get(order.data, 0.0) + order.size
+
         side = 1.0 if isbuy else -1.0
         exposure = 0.0
-        held = 0.0
-        for other, position in self.broker.positions.items():
-            if not position.size:
-                continue
+        held = sizes.get(data, 0.0)
+        for other, size in sizes.items():
             if other is data:
-                held = position.size
-                if held * side > 0:  # adding to the same side counts; the opposite side is closed
-                    exposure += abs(held) * price
+                if size * side > 0:  # adding to the same side counts; the opposite side is closed
+                    exposure += abs(size) * price
             else:
-                exposure += abs(position.size) * float(other.close[0])
+                exposure += abs(size) * float(other.close[0])
         units = min(units, max(0.0, p.leverage * value - exposure) / price)
 
         if isbuy:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -225,6 +226,7 @@ class MLStrategy(bt.Strategy):
         self.model: Any = None
         self.fold: int = -1
         self.retrain_log: list[dict[str, Any]] = []
+        self.rejected_orders = 0  # margin/rejected orders, warned about at the end
         self._online = p.predictor_factory is not None
         self._last_retrain_bar = -(10**9)
         self._online_len = 0
@@ -280,6 +282,14 @@ class MLStrategy(bt.Strategy):
     def start(self) -> None:
         self.tier_table  # noqa: B018 - resolve tiers once the sizer is attached
         self._coo = bool(getattr(self.cerebro.p, "cheat_on_open", False))
+
+    def stop(self) -> None:
+        if self.rejected_orders:
+            warnings.warn(
+                f"{self.rejected_orders} orders were rejected by the broker (not enough cash at "
+                "the fill price); raise the sizer's price_buffer or lower max_position",
+                stacklevel=2,
+            )
 
     # ------------------------------------------------------------------ prediction access
 
@@ -500,6 +510,8 @@ class MLStrategy(bt.Strategy):
             slot, kind = info
             del self._ml_orders[order.ref]
             slot.pending.discard(order.ref)
+            if order.status in (bt.Order.Margin, bt.Order.Rejected):
+                self.rejected_orders += 1
             if order.status == bt.Order.Completed:
                 bar = len(slot.data)
                 if kind == "entry":

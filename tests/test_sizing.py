@@ -64,9 +64,10 @@ class Strategy:
 
 
 class Broker:
-    def __init__(self, value, positions=None):
+    def __init__(self, value, positions=None, submitted=()):
         self.value = value
         self.positions = positions or {}
+        self.submitted = list(submitted)
 
     def getvalue(self):
         return self.value
@@ -88,6 +89,7 @@ def sizing(
     value=10_000.0,
     cash=10_000.0,
     positions=None,
+    submitted=(),
     symbol="BTCUSDT",
     comminfo=None,
 ):
@@ -95,8 +97,8 @@ def sizing(
     data = Data(symbol, price, bars=len(history))
     strategy = Strategy({data: history})
     pos = {data if k == "self" else k: v for k, v in (positions or {}).items()}
-    sizer = TieredConfidenceSizer(**(params or {}))
-    sizer.set(strategy, Broker(value, pos))
+    sizer = TieredConfidenceSizer(**{"price_buffer": 0.0, **(params or {})})
+    sizer.set(strategy, Broker(value, pos, submitted))
     comminfo = comminfo or PercentFixedCommission(commission=0.001)
     return sizer._getsizing(comminfo, cash, data, isbuy)
 
@@ -143,6 +145,14 @@ def test_generic_commission_info_stays_affordable():
 def test_price_buffer_assumes_a_worse_fill():
     units = sizing({"price_buffer": 0.01}, conf=0.9)
     assert units == pytest.approx(10_000 / (101.0 * 1.001), rel=1e-12)
+
+
+def test_default_price_buffer_is_two_tenths_of_a_percent():
+    data = Data("BTCUSDT", 100.0)
+    sizer = TieredConfidenceSizer()
+    sizer.set(Strategy({data: [(1.0, 0.9, math.nan)]}), Broker(10_000.0))
+    units = sizer._getsizing(PercentFixedCommission(commission=0.001), 10_000.0, data, True)
+    assert units == pytest.approx(10_000 / (100.2 * 1.001), rel=1e-12)
 
 
 def test_max_position_scales_every_tier():
@@ -304,6 +314,28 @@ def test_reversal_from_short_pays_the_buy_back_first():
     # buying back costs 2 000 + 2 commission → 9 998 left → 9 998 / 100.1 units
     units = sizing(conf=0.9, positions={"self": position(-20.0)}, cash=12_000.0)
     assert units == pytest.approx(9_998 / 100.1, rel=1e-12)
+
+
+def order(data, size, parent=None):
+    return SimpleNamespace(data=data, size=size, parent=parent, alive=lambda: True)
+
+
+def test_orders_made_earlier_on_the_bar_are_counted():
+    eth = Data("ETHUSDT", 100.0)
+    # an ETH buy of 50 at 100 already submitted: 5 005 of cash and 5 000 of exposure are taken
+    buy = [order(eth, 50.0)]
+    assert sizing(conf=0.9, submitted=buy) == pytest.approx(4_995 / 100.1, rel=1e-12)
+    # a submitted close of a 50-unit ETH long frees both: the full 100 units fit again
+    close = [order(eth, -50.0)]
+    assert sizing(conf=0.9, positions={eth: position(50.0)}, submitted=close) == pytest.approx(
+        100.0
+    )
+    # bracket children (they have a parent) are not live yet and change nothing
+    child = [order(eth, -50.0, parent=object())]
+    held = {eth: position(50.0)}
+    assert sizing(conf=0.9, positions=held, submitted=child, cash=5_000.0) == pytest.approx(
+        5_000 / 100.1, rel=1e-12
+    )
 
 
 def test_lot_step_and_minimums():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,6 +74,22 @@ def test_three_symbols_in_one_cerebro_on_the_sample():
     assert list(res.benchmark.columns) == list(SYMBOLS)
     assert len(res.equity) == 1500
     check_books(res, bars)
+
+
+def test_simultaneous_entries_share_the_cash_without_rejections():
+    # full-size entries on three symbols at once: each must fit the cash left by the others
+    feeds, bars = feeds_from(REPO / "datasets", [(0, 1000)] * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # MLStrategy warns when the broker rejected orders
+        res = run_backtest(
+            feeds, MLStrategy, {}, sizer_params={"max_position": 1.0, "leverage": 3.0}
+        )
+    rec = res.records
+    longs = rec[rec["position"] > 0].groupby("timestamp")["symbol"].nunique()
+    assert (longs >= 2).any()  # entries did compete for the same cash
+    assert (res.cash / res.equity < 0.01).any()  # ... and used nearly all of it
+    assert (res.cash >= -1e-6).all()  # longs are paid in cash: it never goes negative
+    check_books(res, bars, leverage=3.0)
 
 
 def test_three_symbols_from_the_shared_data_with_leverage():
