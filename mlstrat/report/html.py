@@ -559,7 +559,14 @@ def render_report_html(
         ]
         rows = [{"symbol": s, **v} for s, v in data["per_symbol"].items()]
         cols = ["symbol"] + [k for k in keys if any(k in r for r in rows)]
-        parts.append(_table(cols, rows, labels={"symbol": "Symbol"}, table_id="symbols-table"))
+        short = {
+            "symbol": "Symbol",
+            "net_pnl": "Net P&L",
+            "exposure": "Exposure",
+            "gross_pnl_mtm": "MTM P&L (gross)",
+            "buy_hold_return": "Buy & hold",
+        }
+        parts.append(_table(cols, rows, labels=short, table_id="symbols-table"))
     for c in charts:
         if c.section == "symbols":
             parts.append(_chart_html(c, out_dir))
