@@ -25,11 +25,15 @@ entry fill (backtrader activates bracket children once the parent has filled).
 With ``cooldown_bars`` = N, no entry is decided at the N bars starting with
 the bar an exit filled on (N = 0 allows reversing in one decision).
 
-Online retraining: with ``predictor_factory`` set, the strategy refits a
-predictor on the bars seen so far (`should_retrain` / `retrain` /
-`on_retrain`) and writes its predictions into the feed's prediction lines,
-so everything downstream (sizer, recorder, report) is the same as with
-precomputed predictions.
+Online retraining: with ``predictor_factory`` (fold number → unfitted
+Predictor) set, the strategy refits a predictor on the bars seen so far
+(`should_retrain` / `retrain` / `on_retrain`; the default schedule is every
+``retrain_every`` bars on the last ``train_window`` labelled bars, and
+`mlstrat.walkforward.online.WalkForwardStrategy` follows a WalkForward fold
+schedule instead) and writes its predictions into the feed's prediction
+lines, so everything downstream (sizer, recorder, report) is the same as
+with precomputed predictions. Subclasses overriding ``start`` or ``stop``
+should call ``super()``.
 
 Analyzers for the report: `PredictionRecorder` (per bar per symbol:
 prediction, tier, position), `TradeLog` (closed trades with tier and exit
@@ -42,7 +46,6 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -866,6 +869,3 @@ class EquityRecorder(bt.Analyzer):
         index = bt_times_to_utc(self._times)
         self.rets["equity"] = pd.Series(self._value, index=index, name="equity", dtype=float)
         self.rets["cash"] = pd.Series(self._cash, index=index, name="cash", dtype=float)
-
-
-PredictorFactory = Callable[[int], Any]
