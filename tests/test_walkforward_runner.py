@@ -261,3 +261,42 @@ def test_bad_arguments(feed, tmp_path) -> None:
         run_walk_forward(feed, splits=WalkForward(train="400D"), out=tmp_path / "x")
     with pytest.raises(SchemaError, match="forward_return_1"):
         run_walk_forward(feed, features=["rsi_14", "forward_return_1"], out=tmp_path / "x")
+
+
+def test_keras_predictor_runs_per_fold(tmp_path) -> None:
+    """A sequence model through the same runner: context rows before each test start,
+    thresholds, best epoch recorded (tiny LSTM, two folds, two epochs)."""
+    pytest.importorskip("tensorflow")
+    feed = write_feed(tmp_path / "feed.parquet", sample_bars(1400))
+    params = {
+        "window": 8,
+        "units": (8,),
+        "dropout": 0.0,
+        "batch_norm_layers": 0,
+        "dense_units": 4,
+        "epochs": 2,
+        "patience": 2,
+        "batch_size": 64,
+        "jit_compile": False,
+    }
+    run = run_walk_forward(
+        feed,
+        "lstm",
+        params,
+        "direction_1",
+        WalkForward(train=600, test=400),
+        tmp_path / "lstm",
+        n_jobs=1,
+        progress=False,
+    )
+    preds = run.predictions()
+    assert len(preds) == 800 and preds["fold"].tolist() == [0] * 400 + [1] * 400
+    # the window reaches back before the test start, so the first test bar is predicted
+    assert np.isfinite(preds["proba_up"]).all()
+    assert all(1 <= f["best_epoch"] <= 2 for f in run.folds)
+    assert all(0.5 <= f["threshold_long"] <= 0.8 for f in run.folds)
+    model = load_predictor(run.out / "folds" / "001")
+    frame = read_feature_feed(feed)
+    features = [c for c in frame.columns if frame.attrs["mlstrat"]["roles"][c] == "feature"]
+    redo = model.predict(frame[features].iloc[1000 - 7 : 1400]).proba[7:, 1]
+    np.testing.assert_allclose(preds["proba_up"].to_numpy()[400:], redo, rtol=1e-6)

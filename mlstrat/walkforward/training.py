@@ -115,13 +115,25 @@ def fit_fold(
             )
     elif getattr(model, "task", None) in ("direction", "three_class"):
         thresholds = default_thresholds(params.get("fallback", 0.6))
-    info = {
-        "best_iteration": _best(model, "best_iteration_"),
-        "best_epoch": _best(model, "best_epoch_"),
-    }
+    info = {"best_iteration": _best_iteration(model), "best_epoch": best_epoch(model)}
     return FittedFold(fold, model, thresholds, val_pred, info)
 
 
-def _best(model: Predictor, attr: str) -> int | None:
-    value = getattr(model, attr, None)
+def _best_iteration(model: Predictor) -> int | None:
+    value = getattr(model, "best_iteration_", None)
     return None if value is None else int(value)
+
+
+def best_epoch(model: Predictor) -> int | None:
+    """1-based epoch whose weights a Keras model kept: `best_epoch_`, else the epoch with the
+    lowest validation (or training) loss in its history (EarlyStopping restores that one)."""
+    value = getattr(model, "best_epoch_", None)
+    if value is not None:
+        return int(value)
+    history = getattr(model, "history_", None)
+    if not isinstance(history, dict):
+        return None
+    losses = history.get("val_loss") or history.get("loss")
+    if not isinstance(losses, list) or not losses:
+        return None
+    return int(np.nanargmin(np.asarray(losses, dtype=float))) + 1
