@@ -44,6 +44,17 @@ FILLS = ("next_open", "close")
 DUPLICATE_POLICIES = ("error", "keep_first", "keep_last")
 COLUMN_CHOICES = ("predictions", "all")
 SIGNAL_TASKS = ("direction", "three_class")
+#: Target column prefix each task learns from, and a target spec to suggest.
+TARGET_PREFIXES = {
+    "direction": "direction_",
+    "three_class": "three_class_",
+    "volatility": "forward_volatility_",
+}
+TARGET_EXAMPLES = {
+    "direction": "direction:1",
+    "three_class": "three_class:1:0.002",
+    "volatility": "forward_volatility:24",
+}
 VOLATILITY_TASKS = ("volatility",)
 
 TOP_KEYS = (
@@ -839,23 +850,19 @@ class _Parser:
                 f"{kind!r} has task {task!r}, which cannot serve as {role}",
                 f"use a predictor with task {' or '.join(wanted)}",
             )
-        columns = features.target_columns
-        prefixes = ("forward_volatility_",) if is_vol else ("direction_", "three_class_")
-        fitting = [c for c in columns if c.startswith(prefixes)]
-        if task == "three_class":
-            fitting = [c for c in fitting if c.startswith("three_class_")] or fitting
-        if task == "direction":
-            fitting = [c for c in fitting if c.startswith("direction_")] or fitting
-        if "target" in item:
-            target = self.choice(item["target"], _join(path, "target"), fitting or columns)
-        elif fitting:
-            target = fitting[0]
-        else:
+        label_task = self.label_task(kind, model, task, _join(path, "params.members"))
+        prefix = TARGET_PREFIXES[label_task]
+        fitting = [c for c in features.target_columns if c.startswith(prefix)]
+        example = TARGET_EXAMPLES[label_task]
+        if not fitting:
             raise self.error(
                 _join(path, "target"),
-                f"features.targets has no target for a {task} predictor",
-                f"add one to features.targets, e.g. {'forward_volatility:24' if is_vol else 'direction:1'}",
+                f"features.targets has no {prefix}* target for the {label_task} model {kind!r}",
+                f"add one to features.targets, e.g. {example}",
             )
+        target = fitting[0]
+        if "target" in item:
+            target = self.choice(item["target"], _join(path, "target"), fitting)
         cols = self.predictor_features(item.get("features"), _join(path, "features"), features)
         thresholds = self.mapping(item.get("thresholds"), _join(path, "thresholds"), THRESHOLD_KEYS)
         if thresholds:
@@ -866,6 +873,27 @@ class _Parser:
                     thresholds["objective"], _join(path, "thresholds.objective"), OBJECTIVES
                 )
         return PredictorConfig(name, kind, params, target, cols, thresholds, task)
+
+    def label_task(self, kind: str, model: Any, task: str, members_path: str) -> str:
+        """The kind of label a predictor learns from: its task, or its members' common task.
+
+        Walk-forward gives a predictor one target column, and a hybrid passes that
+        same column to every member, so the members must all learn the same kind.
+        """
+        if kind != "hybrid":
+            return task
+        tasks = [str(getattr(m, "task", "")) for m in getattr(model, "predictors_", [])]
+        for j, member_task in enumerate(tasks):
+            if member_task != tasks[0]:
+                names = [m.name for m in model.predictors_]
+                raise self.error(
+                    f"{members_path}[{j}]",
+                    f"hybrid members mix tasks ({', '.join(f'{n}: {t}' for n, t in zip(names, tasks, strict=True))}) "
+                    "but walk-forward trains every member on the same target column",
+                    "use members of one task, e.g. [lstm, lstm_attention] on direction_1, "
+                    "or a three_class model on its own",
+                )
+        return tasks[0] if tasks else task
 
     def predictor_keys(self, kind: str, path: str) -> list[str]:
         from mlstrat.predictors.registry import get_predictor
@@ -897,7 +925,8 @@ class _Parser:
             kind = self.choice(
                 member[0], f"{mp}[0]", [n for n in list_predictors() if n != "hybrid"]
             )
-            self.mapping(member[1], f"{mp}[1]", self.predictor_keys(kind, f"{mp}[1]"))
+            params = self.mapping(member[1], f"{mp}[1]", self.predictor_keys(kind, f"{mp}[1]"))
+            self.instantiate(kind, params, f"{mp}[1]")
 
     def instantiate(self, kind: str, params: Mapping[str, Any], path: str) -> Any:
         from mlstrat.predictors.registry import create_predictor

@@ -50,6 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    import os
+
+    # TensorFlow's C++ start-up chatter (oneDNN notices, absl warnings) would bury the
+    # progress bars; workers started later inherit this. An explicit setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mlstrat.run import replay, run_experiment
 
     progress = not args.quiet
