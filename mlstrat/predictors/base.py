@@ -76,7 +76,11 @@ class Predictor:
     feature_names: list[str]
 
     def fit(
-        self, X: pd.DataFrame, y: pd.Series, *, validation: tuple[pd.DataFrame, pd.Series] | None = None
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        *,
+        validation: tuple[pd.DataFrame, pd.Series] | None = None,
     ) -> Predictor:
         raise NotImplementedError
 
