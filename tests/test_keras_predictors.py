@@ -227,6 +227,8 @@ def test_lstm_rejects_bad_labels_and_target_features(frame, vol_label) -> None:
     X = frame[FEATURES].iloc[:300]
     with pytest.raises(DataError, match="not binary"):
         _lstm().fit(X, vol_label.iloc[:300] * 2)
+    with pytest.raises(DataError, match="rv_24"):
+        _lstm().fit(X.assign(rv_24=np.nan), vol_label.iloc[:300])
     with pytest.raises(SchemaError, match="target"):
         _lstm().fit(
             frame[[*FEATURES, "target_ret_1"]]

@@ -40,6 +40,7 @@ def test_window_ready_hand_example() -> None:
     # window 2: rows 0 (warm-up), 2 and 3 (touch the NaN) are not ready.
     assert ku.window_ready(values, 2).tolist() == [False, True, False, False, True, True]
     assert not ku.window_ready(values[:2], 3).any()
+    assert ku.window_ready(np.empty((0, 3)), 3).shape == (0,)
 
 
 def test_sliding_windows_content_and_order() -> None:

@@ -279,6 +279,14 @@ class KerasSequencePredictor(Predictor):
         if y is not None and len(X) != len(y):
             raise DataError(f"X has {len(X)} rows but y has {len(y)}", fix="align X and y")
         values = self._inputs(X, fitting=True)
+        empty = np.flatnonzero(np.isnan(values).all(axis=0)) if len(values) else []
+        if len(empty):
+            name = self.feature_names[empty[0]] if len(self.feature_names) > empty[0] else None
+            raise DataError(
+                "model input has no finite value in the training rows",
+                column=name,
+                fix="drop the column or train on rows where it is defined",
+            )
         y_enc = self._encode_targets(y, values, X.index)
         y2 = y_enc.reshape(len(y_enc), -1)
         samples = np.flatnonzero(window_ready(values, self.steps) & np.isfinite(y2).all(axis=1))

@@ -100,10 +100,10 @@ def window_ready(values: np.ndarray, window: int) -> np.ndarray:
     """
     values = np.asarray(values)
     n = values.shape[0]
-    bad = ~np.isfinite(values.reshape(n, -1)).all(axis=1)
     ready = np.zeros(n, dtype=bool)
-    if n < window:
+    if n < window or n == 0:
         return ready
+    bad = ~np.isfinite(values.reshape(n, -1)).all(axis=1)
     cum = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
     bad_in_window = cum[window:] - cum[:-window]
     ready[window - 1 :] = bad_in_window == 0
