@@ -43,17 +43,19 @@ BACKENDS = ("loky", "dask")
 FILLS = ("next_open", "close")
 DUPLICATE_POLICIES = ("error", "keep_first", "keep_last")
 COLUMN_CHOICES = ("predictions", "all")
-SIGNAL_TASKS = ("direction", "three_class")
+SIGNAL_TASKS = ("direction", "three_class", "regression")
 #: Target column prefix each task learns from, and a target spec to suggest.
 TARGET_PREFIXES = {
     "direction": "direction_",
     "three_class": "three_class_",
     "volatility": "forward_volatility_",
+    "regression": "forward_return_",
 }
 TARGET_EXAMPLES = {
     "direction": "direction:1",
     "three_class": "three_class:1:0.002",
     "volatility": "forward_volatility:24",
+    "regression": "forward_return:1",
 }
 VOLATILITY_TASKS = ("volatility",)
 
@@ -657,7 +659,7 @@ class _Parser:
             raise self.error(
                 "predictors",
                 "no predictor left to trade (the only one is the volatility source)",
-                "add a direction or three_class predictor",
+                "add a direction, three_class or regression predictor",
             )
         return config
 
