@@ -42,7 +42,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,28 @@ def _mark_done(entry: Path, info: Mapping[str, Any]) -> None:
     _write_json(entry / DONE_FILE, {"finished": _now(), **info})
 
 
+@contextlib.contextmanager
+def entry_lock(entry: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a cache entry while it is checked and built.
+
+    Two runs sharing a cache then never build the same entry at once: the second
+    waits and finds it finished. The lock dies with its process (flock), so a
+    killed run leaves nothing to clean up. Without fcntl (Windows) it is a no-op.
+    """
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    with open(entry.parent / f".{entry.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -328,13 +350,14 @@ class _Pipeline:
                 )
                 entry = self.cache / "features" / key
                 status = "cached"
-                if _done(entry) is None:
-                    status = "computed"
-                    frame = self._build_features(f)
-                    self._write_entry(
-                        entry, lambda tmp, fr=frame: _write_feed(fr, tmp / "feed.parquet")
-                    )
-                    _mark_done(entry, {"symbol": f.symbol, "rows": len(frame)})
+                with entry_lock(entry):
+                    if _done(entry) is None:
+                        status = "computed"
+                        frame = self._build_features(f)
+                        self._write_entry(
+                            entry, lambda tmp, fr=frame: _write_feed(fr, tmp / "feed.parquet")
+                        )
+                        _mark_done(entry, {"symbol": f.symbol, "rows": len(frame)})
                 self.feature_keys[f.symbol] = key
                 path = self.out / "features" / f"{f.symbol}.parquet"
                 materialise(entry / "feed.parquet", path)
@@ -408,17 +431,18 @@ class _Pipeline:
                 key = self.wf_key(pred, symbol)
                 entry = self.cache / "walkforward" / key
                 status, detail = "cached", {}
-                if _done(entry) is None:
-                    result = self._run_walk_forward(pred, symbol, entry)
-                    status = "resumed" if result.n_resumed else "computed"
-                    detail = {
-                        "folds": len(result.folds),
-                        "trained": result.n_trained,
-                        "resumed": result.n_resumed,
-                    }
-                    _mark_done(entry, {"predictor": pred.name, "symbol": symbol, **detail})
-                else:
-                    detail = {"folds": len(_read_json(entry / "folds.json"))}
+                with entry_lock(entry):
+                    if _done(entry) is None:
+                        result = self._run_walk_forward(pred, symbol, entry)
+                        status = "resumed" if result.n_resumed else "computed"
+                        detail = {
+                            "folds": len(result.folds),
+                            "trained": result.n_trained,
+                            "resumed": result.n_resumed,
+                        }
+                        _mark_done(entry, {"predictor": pred.name, "symbol": symbol, **detail})
+                    else:
+                        detail = {"folds": len(_read_json(entry / "folds.json"))}
                 self.wf_keys[(pred.name, symbol)] = key
                 target = self.out / "models" / pred.name / symbol
                 materialise(entry, target)
@@ -483,10 +507,11 @@ class _Pipeline:
                 key = self.bt_key(pred)
                 entry = self.cache / "backtests" / key
                 status = "cached"
-                if _done(entry) is None:
-                    status = "computed"
-                    self._write_entry(entry, lambda tmp, p=pred: self._run_backtest(p, tmp))
-                    _mark_done(entry, {"predictor": pred.name})
+                with entry_lock(entry):
+                    if _done(entry) is None:
+                        status = "computed"
+                        self._write_entry(entry, lambda tmp, p=pred: self._run_backtest(p, tmp))
+                        _mark_done(entry, {"predictor": pred.name})
                 self.bt_keys[pred.name] = key
                 target = self.out / "backtests" / pred.name
                 materialise(entry, target)
@@ -603,6 +628,29 @@ class _Pipeline:
         else:
             label = f"{title}: {page}" if len(self.results) > 1 else title
             build_report(self.results[page], target, title=label)
+
+    def prune(self) -> None:
+        """Remove run-directory entries of symbols/predictors no longer in the configuration
+        (left by an earlier run with another config); the cache keeps them."""
+        cfg = self.config
+        keep = {
+            self.out / "features": {f"{s}.parquet" for s in cfg.data.symbols},
+            self.out / "models": {p.name for p in cfg.predictors},
+            self.out / "backtests": set(self.results),
+            self.out / "report": set(self.reports),
+        }
+        for pred in cfg.predictors:
+            keep[self.out / "models" / pred.name] = set(cfg.data.symbols)
+        for folder, names in keep.items():
+            if not folder.is_dir():
+                continue
+            for child in folder.iterdir():
+                if child.name in names:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
 
 
 def _write_feed(frame: pd.DataFrame, path: Path) -> None:
@@ -836,6 +884,7 @@ def run_experiment(
     pipe.walkforward()
     pipe.backtest()
     pipe.report(previous)
+    pipe.prune()
     seconds = time.perf_counter() - started
     run_info.update(
         {

@@ -52,9 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_command(args: argparse.Namespace) -> int:
     import os
 
-    # TensorFlow's C++ start-up chatter (oneDNN notices, absl warnings) would bury the
-    # progress bars; workers started later inherit this. An explicit setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ log lines (oneDNN notices, absl warnings and a harmless graph
+    # "NodeDef mentions attribute" error per worker) would bury the progress bars; real
+    # failures still raise Python exceptions. Workers started later inherit this; set
+    # TF_CPP_MIN_LOG_LEVEL=0 to see everything.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from mlstrat.run import replay, run_experiment
 
     progress = not args.quiet

@@ -159,6 +159,18 @@ def test_changed_strategy_param_reuses_features_and_models(first, tmp_path):
         progress=False,
     )
     assert {r.status for r in third.stages if r.stage != "data"} == {"cached"}
+    # renaming the predictor keeps its models (the name is a label, not an input) and the
+    # run directory drops what no longer belongs to the configuration
+    renamed = run_experiment(
+        cfg_path,
+        tmp_path / "second",
+        cache_dir=result.out / "cache",
+        overrides={"predictors[0].name": "xgb2", "report.enabled": False},
+        progress=False,
+    )
+    assert renamed.status("walkforward") == {"xgb2/BTCUSDT": "cached"}
+    assert sorted(p.name for p in (renamed.out / "models").iterdir()) == ["xgb2"]
+    assert sorted(p.name for p in (renamed.out / "backtests").iterdir()) == ["xgb2"]
 
 
 def test_replay_reproduces_identical_trades(first, tmp_path):
