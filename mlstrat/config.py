@@ -15,7 +15,7 @@ Sections (every key is optional unless marked; unknown keys are errors):
     strategy:    class ("path/file.py:Class" or "module:Class"), params, columns
     sizing:      class, params, volatility (name of a volatility predictor)
     broker:      cash, commission, fixed_commission, slippage, fill, cheat_on_open
-    report:      enabled, title, comparison
+    report:      enabled, title, comparison, log_scale, risk_free (annual), dpi
 
 Relative paths are taken from the directory of the YAML file. A problem is a
 `ConfigError` whose message starts with the key path (``predictors[1].params.max_depth``)
@@ -92,7 +92,7 @@ WALKFORWARD_KEYS = (
 STRATEGY_KEYS = ("class", "params", "columns")
 SIZING_KEYS = ("class", "params", "volatility")
 BROKER_KEYS = ("cash", "commission", "fixed_commission", "slippage", "fill", "cheat_on_open")
-REPORT_KEYS = ("enabled", "title", "comparison")
+REPORT_KEYS = ("enabled", "title", "comparison", "log_scale", "risk_free", "dpi")
 THRESHOLD_KEYS = ("low", "high", "step", "objective", "min_signals", "fallback", "multipliers")
 
 
@@ -221,6 +221,9 @@ class ReportConfig:
     enabled: bool = True
     title: str | None = None
     comparison: bool = True
+    log_scale: bool | str = "auto"
+    risk_free: float = 0.0
+    dpi: int = 100
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,9 @@ class RunConfig:
                 "enabled": self.report.enabled,
                 "title": self.report.title,
                 "comparison": self.report.comparison,
+                "log_scale": self.report.log_scale,
+                "risk_free": self.report.risk_free,
+                "dpi": self.report.dpi,
             },
         }
 
@@ -1087,10 +1093,20 @@ class _Parser:
 
     def report(self, raw: Any) -> ReportConfig:
         s = self.mapping(raw, "report", REPORT_KEYS)
+        log_scale = s.get("log_scale", "auto")
+        if log_scale != "auto" and not isinstance(log_scale, bool):
+            raise self.error(
+                "report.log_scale",
+                f"{log_scale!r} is not allowed",
+                "allowed values: auto, true, false",
+            )
         return ReportConfig(
             enabled=self.boolean(s.get("enabled", True), "report.enabled"),
             title=self.string(s.get("title"), "report.title", optional=True),
             comparison=self.boolean(s.get("comparison", True), "report.comparison"),
+            log_scale=log_scale,
+            risk_free=self.number(s.get("risk_free", 0.0), "report.risk_free", -1.0, 1.0),
+            dpi=self.integer(s.get("dpi", 100), "report.dpi", minimum=30),
         )
 
 

@@ -619,15 +619,25 @@ class _Pipeline:
 
         cfg = self.config
         title = cfg.report.title or cfg.name
+        rep = cfg.report
         if page == "comparison":
             build_comparison(
                 {m: self.results[m] for m in members},
                 target,
                 title=f"{title}: comparison",
+                risk_free=rep.risk_free,
+                dpi=rep.dpi,
             )
         else:
             label = f"{title}: {page}" if len(self.results) > 1 else title
-            build_report(self.results[page], target, title=label)
+            build_report(
+                self.results[page],
+                target,
+                title=label,
+                risk_free=rep.risk_free,
+                log_scale=rep.log_scale,
+                dpi=rep.dpi,
+            )
 
     def prune(self) -> None:
         """Remove run-directory entries of symbols/predictors no longer in the configuration

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -69,7 +70,7 @@ def test_valid_config_is_typed_with_defaults_filled():
     assert cfg.broker.fill == "next_open" and cfg.broker.slippage == 0.0
     assert (cfg.seed, cfg.n_jobs, cfg.backend) == (42, -1, "loky")
     assert [p.name for p in cfg.signal_predictors] == ["a", "h"]
-    assert cfg.walkforward.splits().describe()["train"] == "60 days 00:00:00"
+    assert pd.Timedelta(cfg.walkforward.splits().describe()["train"]) == pd.Timedelta(days=60)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +117,7 @@ def test_unknown_keys_name_their_path_and_the_allowed_keys(mutate, path, allowed
     [
         (lambda r: r["broker"].update(fill="open"), "broker.fill", "next_open, close"),
         (lambda r: r.update(backend="spark"), "backend", "loky, dask"),
+        (lambda r: r.update(report={"log_scale": "yes"}), "report.log_scale", "auto, true, false"),
         (lambda r: r["features"].update(set="cor"), "features.set", "core, lstm, xgb"),
         (
             lambda r: r["predictors"][0].update(predictor="xgb"),
