@@ -510,7 +510,10 @@ class _Pipeline:
                 with entry_lock(entry):
                     if _done(entry) is None:
                         status = "computed"
-                        self._write_entry(entry, lambda tmp, p=pred: self._run_backtest(p, tmp))
+                        try:
+                            self._write_entry(entry, lambda tmp, p=pred: self._run_backtest(p, tmp))
+                        except ConfigError as exc:
+                            raise self._locate(exc) from None
                         _mark_done(entry, {"predictor": pred.name})
                 self.bt_keys[pred.name] = key
                 target = self.out / "backtests" / pred.name
@@ -530,6 +533,18 @@ class _Pipeline:
                     )
                 )
                 bar.update(1)
+
+    def _locate(self, exc: ConfigError) -> ConfigError:
+        """A strategy or sizer parameter refused at backtest time, named by its config key."""
+        cfg = self.config
+        column = exc.column
+        if column in cfg.strategy.params:
+            path = f"strategy.params.{column}"
+        elif column in cfg.sizing.params:
+            path = f"sizing.params.{column}"
+        else:
+            return exc
+        return ConfigError(f"{path}: {exc.problem}", file=cfg.source, fix=exc.fix)
 
     def bt_key(self, pred: PredictorConfig) -> str:
         cfg = self.config

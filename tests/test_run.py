@@ -335,3 +335,19 @@ def test_demo_config_on_a_reduced_range_with_tiny_models(tmp_path):
         "lstm",
         "lstm_attention",
     ]
+
+
+def test_strategy_param_refused_at_backtest_time_names_its_key(first, tmp_path):
+    from mlstrat.errors import ConfigError
+
+    _, cfg_path, result = first
+    with pytest.raises(ConfigError) as info:
+        run_experiment(
+            cfg_path,
+            tmp_path / "bad",
+            cache_dir=result.out / "cache",
+            overrides={"strategy.params.min_tier": "top"},
+            progress=False,
+        )
+    assert info.value.problem.startswith("strategy.params.min_tier: min_tier 'top' is not a tier")
+    assert "'low', 'medium', 'high'" in info.value.fix
