@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--keras-single-calls", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
 
     predictor = untrained_predictor(args.seed, args.threads)
     model = predictor.model_
@@ -151,7 +152,10 @@ def main() -> None:
         "meets_targets": bool(batched_speedup >= 2.0 and single_speedup >= 50.0 and one_ms <= 2.0),
         "tf_threads": args.threads or os.environ.get("MLSTRAT_TF_THREADS") or "default",
         "cpu_count": os.cpu_count(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        "load_average_1min": {
+            "start": round(load_at_start, 2),
+            "end": round(os.getloadavg()[0], 2),
+        },
         "python": platform.python_version(),
     }
     print(json.dumps(result, indent=2))
