@@ -7,7 +7,11 @@ step, run with n_jobs=1 and n_jobs=2. Each run uses the runner's thread
 policy: every worker gets cores // n_jobs XGBoost threads, so n_jobs=1 is one
 fold at a time on all cores and n_jobs=2 is two single-threaded folds at once.
 The speed-up is n_jobs=1 wall time / n_jobs=2 wall time, both measured here;
-both runs must give identical predictions. The same is recorded for the
+a third run, n_jobs=1 with one thread per fit, gives the speed-up of fold
+parallelism alone. All runs must give identical predictions. The machine's
+load average and its spare parallel capacity (two busy processes vs one,
+before and after) are recorded: on a shared machine other processes cap
+every speed-up, and these figures say by how much. The same is recorded for the
 `lstm` predictor on a one-year slice with a few epochs. Prints one JSON object.
 
     .venv/bin/python benchmarks/walkforward.py [--skip-lstm] [--lstm-epochs 2]
@@ -40,45 +44,79 @@ SAMPLE = REPO / "datasets" / "BTCUSDT-1h.parquet"
 SPLITS = WalkForward(train="4mo", test="2mo")
 
 
+_SPIN = "x = 0\nfor i in range(15_000_000):\n    x += i"
+
+
+def parallel_capacity() -> float:
+    """How many cores' worth of CPU two busy processes get right now (2.0 on an idle 2-core
+    machine, ~1.0 when other work already fills it): the ceiling of any 2-job speed-up."""
+    import subprocess
+
+    def spin(n: int) -> float:
+        started = time.perf_counter()
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.DEVNULL)
+            for _ in range(n)
+        ]
+        for p in procs:
+            p.wait()
+        return time.perf_counter() - started
+
+    one = spin(1)
+    return round(2 * one / spin(2), 2)
+
+
 def _mean(folds: list[dict], key: str) -> float | None:
     values = [f[key] for f in folds if f.get(key) is not None]
     return round(sum(values) / len(values), 4) if values else None
 
 
-def measure(feed: Path, predictor: str, params: dict, work: Path) -> dict:
+def measure(feed: Path, predictor: str, params: dict, thread_param: str, work: Path) -> dict:
+    """Wall time with n_jobs=1 and 2 under the runner's thread policy, plus n_jobs=1 with
+    one thread per fit (the fold-parallel efficiency baseline)."""
     runs = {}
     predictions = {}
-    for n_jobs in (1, 2):
+    configs = {
+        "n_jobs_1": (1, params),
+        "n_jobs_2": (2, params),
+        "n_jobs_1_single_thread": (1, {**params, thread_param: 1}),
+    }
+    for name, (n_jobs, run_params) in configs.items():
         started = time.perf_counter()
         result = run_walk_forward(
             feed,
             predictor,
-            params,
+            run_params,
             "direction_1",
             SPLITS,
-            work / f"{predictor}-{n_jobs}",
+            work / f"{predictor}-{name}",
             n_jobs=n_jobs,
             resume=False,
             progress=False,
         )
         seconds = time.perf_counter() - started
         n = len(result.folds)
-        runs[n_jobs] = {
+        runs[name] = {
             "seconds": round(seconds, 2),
             "seconds_per_fold": round(seconds / n, 3),
-            "threads_per_worker": max(1, available_cores() // n_jobs),
+            "threads_per_fit": run_params.get(thread_param, max(1, available_cores() // n_jobs)),
         }
-        predictions[n_jobs] = result.predictions()
+        predictions[name] = result.predictions()
         folds = result.folds
+    first = predictions["n_jobs_1"]
     return {
         "folds": len(folds),
         "test_bars": int(sum(f["n_test"] for f in folds)),
-        "n_jobs_1": runs[1],
-        "n_jobs_2": runs[2],
-        "seconds": runs[2]["seconds"],
-        "seconds_per_fold": runs[2]["seconds_per_fold"],
-        "speedup_n_jobs_2_over_1": round(runs[1]["seconds"] / runs[2]["seconds"], 3),
-        "identical_predictions": bool(predictions[1].equals(predictions[2])),
+        **runs,
+        "seconds": runs["n_jobs_2"]["seconds"],
+        "seconds_per_fold": runs["n_jobs_2"]["seconds_per_fold"],
+        "speedup_n_jobs_2_over_1": round(
+            runs["n_jobs_1"]["seconds"] / runs["n_jobs_2"]["seconds"], 3
+        ),
+        "speedup_n_jobs_2_over_1_single_thread": round(
+            runs["n_jobs_1_single_thread"]["seconds"] / runs["n_jobs_2"]["seconds"], 3
+        ),
+        "identical_predictions": all(first.equals(p) for p in predictions.values()),
         "mean_auc": _mean(folds, "auc"),
         "mean_ic": _mean(folds, "ic"),
         "mean_best_iteration": _mean(folds, "best_iteration"),
@@ -99,6 +137,7 @@ def main() -> None:
         "splits": SPLITS.describe(),
         "cores": available_cores(),
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "parallel_capacity_start": parallel_capacity(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -108,7 +147,7 @@ def main() -> None:
             "feature_set": "xgb",
             "bars": len(feed),
             "features": int(sum(r == "feature" for r in feed.attrs["mlstrat"]["roles"].values())),
-            **measure(path, "xgboost", {}, work),
+            **measure(path, "xgboost", {}, "n_jobs", work),
         }
         if not args.skip_lstm:
             end = bars.index[-1]
@@ -120,9 +159,10 @@ def main() -> None:
                 "feature_set": "lstm",
                 "bars": len(feed),
                 "params": params,
-                **measure(path, "lstm", params, work),
+                **measure(path, "lstm", params, "n_threads", work),
             }
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["parallel_capacity_end"] = parallel_capacity()
     print(json.dumps(out))
 
 

@@ -128,9 +128,23 @@ def test_dask_local_cluster_equals_loky(feed, base_run, tmp_path) -> None:
             scheduler=cluster,
             progress=False,
         )
-    assert run.n_trained == 7
-    pd.testing.assert_frame_equal(run.predictions(), base_run.predictions())
-    assert [f["auc"] for f in run.folds] == [f["auc"] for f in base_run.folds]
+        assert run.n_trained == 7
+        pd.testing.assert_frame_equal(run.predictions(), base_run.predictions())
+        assert [f["auc"] for f in run.folds] == [f["auc"] for f in base_run.folds]
+        # the same cluster reached by its scheduler address
+        again = run_walk_forward(
+            feed,
+            "xgboost",
+            XGB_PARAMS,
+            "direction_1",
+            SPLITS,
+            tmp_path / "dask-address",
+            n_jobs=2,
+            backend="dask",
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
+        pd.testing.assert_frame_equal(again.predictions(), base_run.predictions())
 
 
 def test_resume_skips_verified_folds_and_repairs_damaged_ones(feed, base_run, tmp_path) -> None:

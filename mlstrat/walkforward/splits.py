@@ -77,10 +77,18 @@ def _span_str(span: int | pd.Timedelta | pd.DateOffset) -> str | int:
         return span
     if isinstance(span, pd.DateOffset):
         return f"{span.months}mo"
-    return str(span)
+    seconds = span.total_seconds()
+    if seconds == 0:
+        return "0h"
+    if seconds != int(seconds):
+        return str(span)
+    for unit, size in (("D", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds) // size}{unit}"
+    return f"{int(seconds)}s"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fold:
     """One walk-forward fold: integer positions into the index and their time bounds.
 
