@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m mlstrat.demo
+	$(BIN)/mlstrat run configs/demo.yaml --out reports/demo
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -7,10 +7,51 @@ mlstrat run --replay reports/demo
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from mlstrat.errors import ConfigError
+
+HEADLINES = (
+    ("total_return", "total return", "{:+.2%}"),
+    ("cagr", "CAGR", "{:+.2%}"),
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("max_drawdown", "max drawdown", "{:.2%}"),
+    ("n_trades", "trades", "{:d}"),
+    ("win_rate", "win rate", "{:.1%}"),
+    ("fees_paid", "fees", "{:,.2f}"),
+)
+
+
+def _print_headlines(results: dict) -> None:
+    """One table row per predictor: the headline trading metrics, then buy-and-hold."""
+    from mlstrat.report.metrics import compute_metrics
+
+    rows, bench = [], None
+    for name, res in results.items():
+        metrics = compute_metrics(res)
+        cells = []
+        for key, _, fmt in HEADLINES:
+            value = metrics.trading.get(key)
+            try:
+                cells.append(fmt.format(int(value) if fmt == "{:d}" else value))
+            except (TypeError, ValueError):
+                cells.append("n/a")
+        rows.append((name, cells))
+        bench = bench or metrics.benchmark
+    header = ["run"] + [label for _, label, _ in HEADLINES]
+    widths = [
+        max(len(h), *(len(r[0]) if i == 0 else len(r[1][i - 1]) for r in rows))
+        for i, h in enumerate(header)
+    ]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    for name, cells in rows:
+        print("  ".join(c.rjust(w) for c, w in zip([name, *cells], widths, strict=True)))
+    if bench:
+        print(
+            f"buy-and-hold: total return {bench.get('total_return', float('nan')):+.2%}, "
+            f"Sharpe {bench.get('sharpe', float('nan')):.2f}, "
+            f"max drawdown {bench.get('max_drawdown', float('nan')):.2%}"
+        )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,10 +124,7 @@ def run_command(args: argparse.Namespace) -> int:
         args.config, args.out, cache_dir=args.cache_dir, overrides=overrides, progress=progress
     )
     reused = [f"{r.stage} {r.item}" for r in result.stages if r.status == "cached"]
-    for name, res in result.results.items():
-        equity = res.equity
-        total = float(equity.iloc[-1] / equity.iloc[0] - 1.0) if len(equity) else float("nan")
-        print(f"{name}: {len(res.trades)} trades, total return {total:+.2%}", file=sys.stdout)
+    _print_headlines(result.results)
     if reused:
         print(f"reused from cache: {len(reused)} stage item(s)")
     print(f"run directory: {result.out} ({result.seconds:.1f} s)")
