@@ -330,6 +330,7 @@ def test_demo_config_on_a_reduced_range_with_tiny_models(tmp_path):
         expected = vol.reindex(pd.DatetimeIndex(traded["timestamp"])).to_numpy() / math.sqrt(24)
         np.testing.assert_allclose(traded["volatility"].to_numpy(), expected, rtol=0, atol=0)
         assert np.isfinite(traded["volatility"]).mean() > 0.5
+    _renders_in_chromium(result.main_report, out / "report" / "xgboost", tmp_path)
     hybrid_models = out / "models" / "hybrid" / "BTCUSDT" / "folds" / "000" / "members"
     assert sorted(p.name.split("_", 1)[1] for p in hybrid_models.iterdir()) == [
         "lstm",
@@ -351,3 +352,18 @@ def test_strategy_param_refused_at_backtest_time_names_its_key(first, tmp_path):
         )
     assert info.value.problem.startswith("strategy.params.min_tier: min_tier 'top' is not a tier")
     assert "'low', 'medium', 'high'" in info.value.fix
+
+
+def _renders_in_chromium(comparison: Path, single: Path, tmp_path: Path) -> None:
+    """The demo's pages as a person sees them: no errors, no requests, every image decoded."""
+    browser = pytest.importorskip("test_report_browser")
+    if browser.CHROMIUM is None:
+        return  # test_report_browser's tests report the skip and its reason
+    for page in (comparison, single / "report.html"):
+        probe = browser.render(page, tmp_path, 1280)
+        assert probe["errors"] == [] and probe["console"] == [] and probe["resources"] == []
+        assert probe["images"] >= 1 and probe["broken"] == []
+    metrics = json.loads((single / "metrics.json").read_text())
+    shown = browser.render(single / "report.html", tmp_path, 390)["headline"]
+    total = browser._parse_shown(shown["trading.total_return"])
+    assert total == pytest.approx(metrics["trading"]["total_return"], abs=0.00006)
