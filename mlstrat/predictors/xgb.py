@@ -29,6 +29,7 @@ from mlstrat.predictors.compat import (
 )
 from mlstrat.predictors.persistence import read_model_dir, training_data_info, write_model_dir
 from mlstrat.predictors.registry import register_predictor
+from mlstrat.predictors.scoring import categorical_log_loss, roc_auc
 
 MODEL_FILE = "model.ubj"
 _TASK_CLASSES = {"direction": 2, "three_class": 3}
@@ -42,21 +43,6 @@ def balanced_sample_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     per_class = np.zeros(n_classes)
     per_class[present] = len(y) / (present.sum() * counts[present])
     return per_class[y.astype(np.int64)]
-
-
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    p = np.clip(proba[np.arange(len(y)), y.astype(np.int64)], 1e-15, 1.0)
-    return float(-np.mean(np.log(p)))
-
-
-def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
-    """Binary ROC AUC via the rank statistic (ties get average ranks); None if one class."""
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 @register_predictor("xgboost")
@@ -381,11 +367,11 @@ class XGBoostPredictor(Predictor):
     def _metrics(self, y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
         metrics: dict[str, Any] = {
             "n_rows": len(y),
-            "log_loss": _log_loss(y, proba),
+            "log_loss": categorical_log_loss(y, proba),
             "accuracy": float(np.mean(np.argmax(proba, axis=1) == y)),
         }
         if self.task == "direction":
-            metrics["auc"] = _auc(y, proba[:, 1])
+            metrics["auc"] = roc_auc(y, proba[:, 1])
         return metrics
 
     def _check_fitted(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.predictors.base import Prediction
+from mlstrat.predictors.scoring import categorical_log_loss, roc_auc
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -29,16 +30,6 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if ra.std() == 0 or rb.std() == 0:
         return None
     return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
-    """Binary ROC AUC by the rank-sum statistic (ties get average ranks); None if one class."""
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _prf(y: np.ndarray, decided: np.ndarray, cls: int) -> tuple[float, float, float]:
@@ -83,8 +74,7 @@ def classification_metrics(
     else:
         per_class = np.array([_prf(yk, decided, c) for c in range(k)])
         out["precision"], out["recall"], out["f1"] = (float(v) for v in per_class.mean(axis=0))
-    p_true = np.clip(pk[np.arange(len(yk)), yk], 1e-15, 1.0)
-    out["log_loss"] = float(-np.mean(np.log(p_true)))
+    out["log_loss"] = categorical_log_loss(yk, pk)
     onehot = np.eye(k)[yk]
     out["brier"] = (
         float(np.mean((pk[:, 1] - yk) ** 2))
