@@ -238,13 +238,7 @@ class HybridPredictor(Predictor):
     def load(cls, path: str | Path) -> HybridPredictor:
         """Verify the whole tree (members included) and load each member by its own class."""
         path = Path(path)
-        meta = read_model_dir(path)
-        if meta.get("predictor") != cls.name:
-            raise ModelLoadError(
-                f"directory holds a {meta.get('predictor')!r} model, not {cls.name!r}",
-                file=path,
-                fix="load it with mlstrat.predictors.load_predictor(path)",
-            )
+        meta = read_model_dir(path, predictor=cls.name)
         members = []
         for entry in meta.get("members", []):
             rel = PurePosixPath(str(entry.get("dir", "")))

@@ -45,7 +45,14 @@ from mlstrat.predictors.keras_utils import (
     set_seed,
     window_ready,
 )
-from mlstrat.predictors.persistence import read_model_dir, training_data_info, write_model_dir
+from mlstrat.predictors.persistence import (
+    decode_feature_means,
+    fitted_metadata,
+    read_model_dir,
+    restore_fitted_metadata,
+    training_data_info,
+    write_model_dir,
+)
 from mlstrat.predictors.scaling import (
     SCALERS_FILE,
     MinMaxScaler,
@@ -447,19 +454,7 @@ class KerasSequencePredictor(Predictor):
     def save(self, path: str | Path) -> None:
         """Write model.keras, scalers.json, metadata.json and manifest.json atomically."""
         self._check_fitted()
-        metadata = {
-            "predictor": self.name,
-            "task": self.task,
-            "params": self.get_params(),
-            "feature_names": self.feature_names,
-            "feature_means": self.feature_means_,
-            "window": self.window,
-            "model_file": MODEL_FILE,
-            "training_history": self.history_,
-            "validation_metrics": self.validation_metrics_,
-            "training": self.fit_info_,
-            "state": self._state(),
-        }
+        metadata = {**fitted_metadata(self, MODEL_FILE), "state": self._state()}
         with write_model_dir(path, metadata) as tmp:
             self.model_.save(tmp / MODEL_FILE)
             save_scalers(tmp / SCALERS_FILE, self._scalers())
@@ -468,13 +463,7 @@ class KerasSequencePredictor(Predictor):
     def load(cls, path: str | Path) -> KerasSequencePredictor:
         """Verify the directory against its manifest and restore the predictor (safe_mode=True)."""
         path = Path(path)
-        meta = read_model_dir(path)
-        if meta.get("predictor") != cls.name:
-            raise ModelLoadError(
-                f"directory holds a {meta.get('predictor')!r} model, not {cls.name!r}",
-                file=path,
-                fix="load it with mlstrat.predictors.load_predictor(path)",
-            )
+        meta = read_model_dir(path, predictor=cls.name)
         try:
             obj = cls(**meta["params"])
         except (KeyError, TypeError, ConfigError) as exc:
@@ -496,14 +485,9 @@ class KerasSequencePredictor(Predictor):
                 fix=_RESTORE_FIX,
             ) from exc
         obj._restore_scalers(load_scalers(path / SCALERS_FILE))
-        obj.feature_names = list(meta["feature_names"])
-        obj.feature_means_ = {
-            k: (np.nan if v is None else float(v)) for k, v in meta.get("feature_means", {}).items()
-        }
+        restore_fitted_metadata(obj, meta)
+        obj.feature_means_ = decode_feature_means(meta.get("feature_means", {}))
         obj.window = int(meta["window"])
-        obj.history_ = meta.get("training_history", {})
-        obj.validation_metrics_ = meta.get("validation_metrics", {})
-        obj.fit_info_ = meta.get("training", {})
         obj._restore_state(meta.get("state") or {})
         return obj
 

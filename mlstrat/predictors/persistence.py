@@ -343,9 +343,56 @@ def _check_format_version(version: Any, file: Path) -> None:
         )
 
 
-def read_model_dir(path: str | Path) -> dict[str, Any]:
-    """Verify a model directory (see `verify_model_dir`) and return its metadata."""
-    return verify_model_dir(path).metadata
+def read_model_dir(path: str | Path, *, predictor: str | None = None) -> dict[str, Any]:
+    """Verify a model directory (see `verify_model_dir`) and return its metadata.
+
+    With `predictor` (a registry name), a directory saved by another predictor
+    is a ModelLoadError pointing at `load_predictor`.
+    """
+    meta = verify_model_dir(path).metadata
+    if predictor is not None and meta.get("predictor") != predictor:
+        raise ModelLoadError(
+            f"directory holds a {meta.get('predictor')!r} model, not {predictor!r}",
+            file=Path(path),
+            fix="load it with mlstrat.predictors.load_predictor(path)",
+        )
+    return meta
+
+
+# --------------------------------------------------------------------------- fitted state
+
+
+def fitted_metadata(predictor: Any, model_file: str) -> dict[str, Any]:
+    """metadata.json entries every single-model adapter (XGBoost, Keras) writes.
+
+    Reads the adapter's name, task, get_params(), feature_names,
+    feature_means_, window, history_, validation_metrics_ and fit_info_.
+    """
+    return {
+        "predictor": predictor.name,
+        "task": predictor.task,
+        "params": predictor.get_params(),
+        "feature_names": predictor.feature_names,
+        "feature_means": predictor.feature_means_,
+        "window": predictor.window,
+        "model_file": model_file,
+        "training_history": predictor.history_,
+        "validation_metrics": predictor.validation_metrics_,
+        "training": predictor.fit_info_,
+    }
+
+
+def restore_fitted_metadata(predictor: Any, meta: Mapping[str, Any]) -> None:
+    """Set feature_names, history_, validation_metrics_ and fit_info_ from `fitted_metadata`."""
+    predictor.feature_names = list(meta["feature_names"])
+    predictor.history_ = meta.get("training_history", {})
+    predictor.validation_metrics_ = meta.get("validation_metrics", {})
+    predictor.fit_info_ = meta.get("training", {})
+
+
+def decode_feature_means(means: Mapping[str, Any]) -> dict[str, float]:
+    """Stored feature means as floats; null (a NaN that `to_jsonable` wrote) is NaN again."""
+    return {k: (np.nan if v is None else float(v)) for k, v in means.items()}
 
 
 def training_data_info(X: Any, y: Any = None) -> dict[str, Any]:
@@ -387,11 +434,14 @@ __all__ = [
     "METADATA_FILE",
     "VerifyReport",
     "build_manifest",
+    "decode_feature_means",
     "dump_json",
     "file_sha256",
+    "fitted_metadata",
     "load_json",
     "package_versions",
     "read_model_dir",
+    "restore_fitted_metadata",
     "to_jsonable",
     "training_data_info",
     "verify_model_dir",

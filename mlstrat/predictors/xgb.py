@@ -27,7 +27,14 @@ from mlstrat.predictors.compat import (
     check_no_targets,
     feature_matrix,
 )
-from mlstrat.predictors.persistence import read_model_dir, training_data_info, write_model_dir
+from mlstrat.predictors.persistence import (
+    decode_feature_means,
+    fitted_metadata,
+    read_model_dir,
+    restore_fitted_metadata,
+    training_data_info,
+    write_model_dir,
+)
 from mlstrat.predictors.registry import register_predictor
 from mlstrat.predictors.scoring import categorical_log_loss, roc_auc
 
@@ -424,18 +431,9 @@ class XGBoostPredictor(Predictor):
         """Write model.ubj + metadata.json + manifest.json atomically to directory `path`."""
         self._check_fitted()
         metadata = {
-            "predictor": self.name,
-            "task": self.task,
-            "params": self.get_params(),
-            "feature_names": self.feature_names,
-            "feature_means": self.feature_means_,
-            "window": self.window,
-            "model_file": MODEL_FILE,
+            **fitted_metadata(self, MODEL_FILE),
             "best_iteration": self.best_iteration_,
             "n_trees": self.booster_.num_boosted_rounds(),
-            "training_history": self.history_,
-            "validation_metrics": self.validation_metrics_,
-            "training": self.fit_info_,
         }
         with write_model_dir(path, metadata) as tmp:
             self.booster_.save_model(str(tmp / MODEL_FILE))
@@ -444,13 +442,7 @@ class XGBoostPredictor(Predictor):
     def load(cls, path: str | Path) -> XGBoostPredictor:
         """Verify the directory against its manifest and restore the predictor."""
         path = Path(path)
-        meta = read_model_dir(path)
-        if meta.get("predictor") != cls.name:
-            raise ModelLoadError(
-                f"directory holds a {meta.get('predictor')!r} model, not {cls.name!r}",
-                file=path,
-                fix="load it with mlstrat.predictors.load_predictor(path)",
-            )
+        meta = read_model_dir(path, predictor=cls.name)
         try:
             obj = cls(**meta["params"])
             booster = xgb.Booster()
@@ -462,12 +454,7 @@ class XGBoostPredictor(Predictor):
                 fix="retrain the model or restore the directory from a backup",
             ) from exc
         obj.booster_ = booster
-        obj.feature_names = list(meta["feature_names"])
-        obj.feature_means_ = {
-            k: (np.nan if v is None else float(v)) for k, v in meta["feature_means"].items()
-        }
+        restore_fitted_metadata(obj, meta)
+        obj.feature_means_ = decode_feature_means(meta["feature_means"])
         obj.best_iteration_ = meta.get("best_iteration")
-        obj.history_ = meta.get("training_history", {})
-        obj.validation_metrics_ = meta.get("validation_metrics", {})
-        obj.fit_info_ = meta.get("training", {})
         return obj
