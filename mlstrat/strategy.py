@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError
+from mlstrat.report.result import TRADE_COLUMNS
 from mlstrat.sizing import TierTable, symbol_of
 
 NAN = math.nan
@@ -826,22 +827,7 @@ class TradeLog(bt.Analyzer):
         )
 
     def stop(self) -> None:
-        columns = [
-            "symbol",
-            "direction",
-            "entry_time",
-            "exit_time",
-            "entry_price",
-            "exit_price",
-            "size",
-            "pnl",
-            "pnl_net",
-            "commission",
-            "bars_held",
-            "tier",
-            "exit_reason",
-        ]
-        frame = pd.DataFrame(self._rows, columns=columns)
+        frame = pd.DataFrame(self._rows, columns=list(TRADE_COLUMNS))
         for col in ("entry_time", "exit_time"):
             frame[col] = bt_times_to_utc(frame[col].to_numpy(dtype=float))
         self.rets["trades"] = frame
