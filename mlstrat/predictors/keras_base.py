@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +66,19 @@ from mlstrat.predictors.scoring import binary_log_loss, categorical_log_loss, ro
 MODEL_FILE = "model.keras"
 _HORIZON = re.compile(r"_(\d+)$")
 _RESTORE_FIX = "retrain the model or restore the directory from a backup"
+#: Constructor parameters every adapter takes and `_init_common` stores unchanged.
+TRAINING_PARAMS: tuple[str, ...] = (
+    "epochs",
+    "batch_size",
+    "patience",
+    "validation_fraction",
+    "validation_gap",
+    "seed",
+    "n_threads",
+    "jit_compile",
+    "on_missing",
+    "verbose",
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -100,6 +114,18 @@ class KerasSequencePredictor(Predictor):
     #: Whether `_after_fit` needs the model's outputs on the fitted samples (one extra pass).
     needs_fit_outputs: ClassVar[bool] = False
 
+    window: int
+    epochs: int
+    batch_size: int
+    patience: int
+    validation_fraction: float
+    validation_gap: int | str
+    seed: int
+    n_threads: int | None
+    jit_compile: bool
+    on_missing: str
+    verbose: int
+
     # ------------------------------------------------------------------ params
 
     def get_params(self) -> dict[str, Any]:
@@ -112,8 +138,14 @@ class KerasSequencePredictor(Predictor):
             params[p.name] = list(value) if isinstance(value, tuple) else value
         return params
 
-    def _init_common(self) -> None:
-        """Validate shared parameters and reset fitted state (call at the end of __init__)."""
+    def _init_common(self, params: Mapping[str, Any]) -> None:
+        """Store, validate the shared parameters and reset fitted state (end of __init__).
+
+        `params` is the subclass __init__'s `locals()`; the TRAINING_PARAMS are
+        taken from it as given. `window` must already be set.
+        """
+        for key in TRAINING_PARAMS:
+            setattr(self, key, params[key])
         if int(self.window) < 1:
             raise ConfigError(f"window must be >= 1, got {self.window}", fix="e.g. window=50")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
@@ -526,6 +558,7 @@ def validate_dropout(dropout: float | tuple[float, ...], n_layers: int) -> tuple
 
 __all__ = [
     "MODEL_FILE",
+    "TRAINING_PARAMS",
     "KerasSequencePredictor",
     "MinMaxScaler",
     "StandardScaler",

@@ -127,7 +127,59 @@ def _binary_labels(y: pd.Series) -> np.ndarray:
     return values
 
 
-class _BinaryLSTM(KerasSequencePredictor):
+class _LSTMAdapter(KerasSequencePredictor):
+    """Layer parameters and network building shared by the three LSTM adapters."""
+
+    def _init_layers(
+        self,
+        window: int,
+        units: Sequence[int],
+        dropout: float | Sequence[float],
+        batch_norm_layers: int,
+        l2: float,
+        dense_units: int,
+    ) -> None:
+        self.window = window
+        self.units = _units(units)
+        self.dropout = validate_dropout(dropout, len(self.units))
+        self.batch_norm_layers = int(batch_norm_layers)
+        self.l2 = float(l2)
+        self.dense_units = int(dense_units)
+
+    def _network(self, n_features: int, **options: Any) -> Any:
+        """`build_lstm_network` with this adapter's layer parameters plus head `options`."""
+        return build_lstm_network(
+            self.window,
+            n_features,
+            units=self.units,
+            dropout=self.dropout,
+            batch_norm_layers=self.batch_norm_layers,
+            l2=self.l2,
+            dense_units=self.dense_units,
+            **options,
+        )
+
+
+class _ReduceLROnPlateau:
+    """Mixin: ReduceLROnPlateau(lr_factor, lr_patience, min_lr) on the monitored loss."""
+
+    def _init_plateau(self, lr_patience: int, lr_factor: float, min_lr: float) -> None:
+        self.lr_patience = lr_patience
+        self.lr_factor = float(lr_factor)
+        self.min_lr = float(min_lr)
+
+    def _extra_callbacks(self, keras: Any, monitor: str) -> list[Any]:
+        return [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=self.lr_factor,
+                patience=int(self.lr_patience),
+                min_lr=self.min_lr,
+            )
+        ]
+
+
+class _BinaryLSTM(_LSTMAdapter):
     """Binary classification plumbing shared by `lstm` and `lstm_attention`."""
 
     task: Task = "direction"
@@ -173,7 +225,7 @@ class _BinaryLSTM(KerasSequencePredictor):
 
 
 @register_predictor("lstm")
-class LSTMPredictor(_BinaryLSTM):
+class LSTMPredictor(_ReduceLROnPlateau, _BinaryLSTM):
     """Seed 001 LSTM classifier of a binary target (e.g. direction_1) from a feature window.
 
     Defaults: window 50, LSTM (128, 64, 32), dropout (.3, .3, .2),
@@ -209,58 +261,22 @@ class LSTMPredictor(_BinaryLSTM):
         on_missing: str = "error",
         verbose: int = 0,
     ) -> None:
-        self.window = window
-        self.units = _units(units)
-        self.dropout = validate_dropout(dropout, len(self.units))
-        self.batch_norm_layers = int(batch_norm_layers)
-        self.l2 = float(l2)
-        self.dense_units = int(dense_units)
+        self._init_layers(window, units, dropout, batch_norm_layers, l2, dense_units)
         self.head_dropout = float(head_dropout)
         self.learning_rate = float(learning_rate)
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.lr_patience = lr_patience
-        self.lr_factor = float(lr_factor)
-        self.min_lr = float(min_lr)
-        self.validation_fraction = validation_fraction
-        self.validation_gap = validation_gap
-        self.seed = seed
-        self.n_threads = n_threads
-        self.jit_compile = jit_compile
-        self.on_missing = on_missing
-        self.verbose = verbose
+        self._init_plateau(lr_patience, lr_factor, min_lr)
         self.base_rate_: float | None = None
-        self._init_common()
+        self._init_common(locals())
 
     def _build_model(self, n_features: int, steps_per_epoch: int) -> Any:
         keras = import_keras()
-        model = build_lstm_network(
-            self.window,
-            n_features,
-            units=self.units,
-            dropout=self.dropout,
-            batch_norm_layers=self.batch_norm_layers,
-            l2=self.l2,
-            dense_units=self.dense_units,
-            head_dropout=self.head_dropout,
-        )
+        model = self._network(n_features, head_dropout=self.head_dropout)
         model.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss="binary_crossentropy",
             metrics=["accuracy", keras.metrics.AUC(name="auc")],
         )
         return model
-
-    def _extra_callbacks(self, keras: Any, monitor: str) -> list[Any]:
-        return [
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor,
-                factor=self.lr_factor,
-                patience=int(self.lr_patience),
-                min_lr=self.min_lr,
-            )
-        ]
 
 
 @register_predictor("lstm_attention")
@@ -304,13 +320,8 @@ class LSTMAttentionPredictor(_BinaryLSTM):
         on_missing: str = "error",
         verbose: int = 0,
     ) -> None:
-        self.window = window
-        self.units = _units(units)
-        self.dropout = validate_dropout(dropout, len(self.units))
-        self.batch_norm_layers = int(batch_norm_layers)
-        self.l2 = float(l2)
+        self._init_layers(window, units, dropout, batch_norm_layers, l2, dense_units)
         self.attention_units = int(attention_units)
-        self.dense_units = int(dense_units)
         self.head_dropout = float(head_dropout)
         self.focal_gamma = float(focal_gamma)
         if not (focal_alpha == "auto" or 0.0 < float(focal_alpha) < 1.0):
@@ -322,33 +333,17 @@ class LSTMAttentionPredictor(_BinaryLSTM):
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
         self.cosine_alpha = float(cosine_alpha)
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.validation_gap = validation_gap
-        self.seed = seed
-        self.n_threads = n_threads
-        self.jit_compile = jit_compile
-        self.on_missing = on_missing
-        self.verbose = verbose
         self.base_rate_: float | None = None
-        self._init_common()
+        self._init_common(locals())
 
     def _build_model(self, n_features: int, steps_per_epoch: int) -> Any:
         keras = import_keras()
         from mlstrat.predictors.layers import FocalLoss
 
-        model = build_lstm_network(
-            self.window,
+        model = self._network(
             n_features,
-            units=self.units,
-            dropout=self.dropout,
-            batch_norm_layers=self.batch_norm_layers,
-            l2=self.l2,
             residual=True,
             attention_units=self.attention_units,
-            dense_units=self.dense_units,
             head_dropout=self.head_dropout,
         )
         alpha = 1.0 - self.base_rate_ if self.focal_alpha == "auto" else float(self.focal_alpha)
@@ -368,7 +363,7 @@ class LSTMAttentionPredictor(_BinaryLSTM):
 
 
 @register_predictor("lstm_regressor")
-class LSTMRegressorPredictor(KerasSequencePredictor):
+class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
     """Seed 004 LSTM regressor of a forward return (e.g. forward_return_1).
 
     Defaults: window 60, LSTM (64, 32), dropout .2, linear Dense(1); MSE
@@ -411,58 +406,22 @@ class LSTMRegressorPredictor(KerasSequencePredictor):
         on_missing: str = "error",
         verbose: int = 0,
     ) -> None:
-        self.window = window
-        self.units = _units(units)
-        self.dropout = validate_dropout(dropout, len(self.units))
-        self.batch_norm_layers = int(batch_norm_layers)
-        self.l2 = float(l2)
-        self.dense_units = int(dense_units)
+        self._init_layers(window, units, dropout, batch_norm_layers, l2, dense_units)
         self.learning_rate = float(learning_rate)
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.lr_patience = lr_patience
-        self.lr_factor = float(lr_factor)
-        self.min_lr = float(min_lr)
-        self.validation_fraction = validation_fraction
-        self.validation_gap = validation_gap
-        self.seed = seed
-        self.n_threads = n_threads
-        self.jit_compile = jit_compile
-        self.on_missing = on_missing
-        self.verbose = verbose
+        self._init_plateau(lr_patience, lr_factor, min_lr)
         self.y_scaler_: StandardScaler | None = None
         self.residual_std_: float | None = None
-        self._init_common()
+        self._init_common(locals())
 
     def _build_model(self, n_features: int, steps_per_epoch: int) -> Any:
         keras = import_keras()
-        model = build_lstm_network(
-            self.window,
-            n_features,
-            units=self.units,
-            dropout=self.dropout,
-            batch_norm_layers=self.batch_norm_layers,
-            l2=self.l2,
-            dense_units=self.dense_units,
-            output_activation=None,
-        )
+        model = self._network(n_features, output_activation=None)
         model.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss="mse",
             metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
         )
         return model
-
-    def _extra_callbacks(self, keras: Any, monitor: str) -> list[Any]:
-        return [
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor,
-                factor=self.lr_factor,
-                patience=int(self.lr_patience),
-                min_lr=self.min_lr,
-            )
-        ]
 
     def _encode_targets(self, y: Any, values: np.ndarray, index: pd.Index) -> np.ndarray:
         y = target_series(y, index)

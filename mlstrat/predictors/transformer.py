@@ -121,20 +121,10 @@ class TransformerPredictor(KerasSequencePredictor):
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}", fix="e.g. dropout=0.1")
         self.learning_rate = float(learning_rate)
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.validation_gap = validation_gap
-        self.seed = seed
-        self.n_threads = n_threads
-        self.jit_compile = jit_compile
-        self.on_missing = on_missing
-        self.verbose = verbose
         self.class_counts_: list[int] = []
         self.class_mean_returns_: np.ndarray | None = None
         self._fit_returns: np.ndarray | None = None
-        self._init_common()
+        self._init_common(locals())
 
     def _build_model(self, n_features: int, steps_per_epoch: int) -> Any:
         keras = import_keras()

@@ -137,26 +137,16 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
                 fix="e.g. horizon=1, vol_window=24",
             )
         self.learning_rate = float(learning_rate)
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.validation_gap = validation_gap
         self.tune = bool(tune)
         self.tune_trials = int(tune_trials)
         self.tune_epochs = int(tune_epochs)
-        self.seed = seed
-        self.n_threads = n_threads
-        self.jit_compile = jit_compile
-        self.on_missing = on_missing
-        self.verbose = verbose
         self.window = self.memory
         self.n_outputs = self.horizon
         self.source_: str = "column"
         self.y_scaler_: MinMaxScaler | None = None
         self.config_: dict[str, Any] = self._default_config()
         self.tuning_: dict[str, Any] | None = None
-        self._init_common()
+        self._init_common(locals())
 
     def _default_config(self) -> dict[str, Any]:
         return {
