@@ -33,8 +33,8 @@ import pandas as pd
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
 from mlstrat.predictors.base import Prediction, Predictor
 from mlstrat.predictors.compat import (
-    ON_MISSING_POLICIES,
     align_features,
+    check_gap_and_on_missing,
     check_no_targets,
     feature_matrix,
 )
@@ -111,6 +111,8 @@ class KerasSequencePredictor(Predictor):
     n_outputs: ClassVar[int] = 1
     #: Scaler class for the inputs.
     x_scaler_cls: ClassVar[type] = StandardScaler
+    #: Scaler class for the targets (regressors), fitted on the fitted samples; None = unscaled.
+    y_scaler_cls: ClassVar[type | None] = None
     #: Whether `_after_fit` needs the model's outputs on the fitted samples (one extra pass).
     needs_fit_outputs: ClassVar[bool] = False
 
@@ -153,17 +155,7 @@ class KerasSequencePredictor(Predictor):
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction}",
                 fix="e.g. validation_fraction=0.2 (the last 20% of the training samples)",
             )
-        gap = self.validation_gap
-        if not (gap == "auto" or (isinstance(gap, int) and gap >= 0)):
-            raise ConfigError(
-                f"validation_gap must be 'auto' or a non-negative integer, got {gap!r}",
-                fix="use validation_gap='auto' or e.g. validation_gap=24",
-            )
-        if self.on_missing not in ON_MISSING_POLICIES:
-            raise ConfigError(
-                f"on_missing must be one of {ON_MISSING_POLICIES}, got {self.on_missing!r}",
-                fix="use on_missing='error' (default)",
-            )
+        check_gap_and_on_missing(self.validation_gap, self.on_missing)
         for key in ("epochs", "batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -192,7 +184,9 @@ class KerasSequencePredictor(Predictor):
         raise NotImplementedError
 
     def _fit_target_scaler(self, y_fit: np.ndarray) -> None:
-        """Fit a target scaler on the fitted samples' targets (regressors only)."""
+        """Fit `y_scaler_cls` on the fitted samples' targets (regressors only)."""
+        if self.y_scaler_cls is not None:
+            self.y_scaler_ = self.y_scaler_cls().fit(y_fit.reshape(-1, 1))
 
     def _scale_targets(self, y: np.ndarray) -> np.ndarray:
         return y
@@ -239,10 +233,14 @@ class KerasSequencePredictor(Predictor):
         return rows
 
     def _scalers(self) -> dict[str, Any]:
-        return {"x": self.x_scaler_}
+        if self.y_scaler_cls is None:
+            return {"x": self.x_scaler_}
+        return {"x": self.x_scaler_, "y": self.y_scaler_}
 
     def _restore_scalers(self, scalers: dict[str, Any]) -> None:
         self.x_scaler_ = scalers["x"]
+        if self.y_scaler_cls is not None:
+            self.y_scaler_ = scalers["y"]
 
     # ------------------------------------------------------------------ inputs
 

@@ -382,6 +382,7 @@ class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
     name = "lstm_regressor"
     task: Task = "regression"
     needs_fit_outputs = True
+    y_scaler_cls = StandardScaler
 
     def __init__(
         self,
@@ -428,9 +429,6 @@ class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
         values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return np.where(np.isfinite(values), values, np.nan)
 
-    def _fit_target_scaler(self, y_fit: np.ndarray) -> None:
-        self.y_scaler_ = StandardScaler().fit(y_fit.reshape(-1, 1))
-
     def _scale_targets(self, y: np.ndarray) -> np.ndarray:
         return self.y_scaler_.transform(y.reshape(-1, 1)).ravel()
 
@@ -470,13 +468,6 @@ class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
             "rmse": float(np.sqrt(mse)),
             "direction_accuracy": float(np.mean(np.sign(self._forecast(out)) == np.sign(y))),
         }
-
-    def _scalers(self) -> dict[str, Any]:
-        return {"x": self.x_scaler_, "y": self.y_scaler_}
-
-    def _restore_scalers(self, scalers: dict[str, Any]) -> None:
-        self.x_scaler_ = scalers["x"]
-        self.y_scaler_ = scalers["y"]
 
     def _state(self) -> dict[str, Any]:
         return {"residual_std": self.residual_std_}

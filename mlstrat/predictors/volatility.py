@@ -96,6 +96,7 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
     name = "volatility_lstm"
     task: Task = "volatility"
     x_scaler_cls = MinMaxScaler
+    y_scaler_cls = MinMaxScaler
 
     def __init__(
         self,
@@ -240,9 +241,6 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
             return self.horizon
         return super()._gap(y) + self.horizon - 1
 
-    def _fit_target_scaler(self, y_fit: np.ndarray) -> None:
-        self.y_scaler_ = MinMaxScaler().fit(y_fit.reshape(-1, 1))
-
     def _scale_targets(self, y: np.ndarray) -> np.ndarray:
         return self.y_scaler_.transform(y.reshape(-1, 1)).reshape(y.shape)
 
@@ -372,13 +370,6 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
         }
 
     # ------------------------------------------------------------------ persistence
-
-    def _scalers(self) -> dict[str, Any]:
-        return {"x": self.x_scaler_, "y": self.y_scaler_}
-
-    def _restore_scalers(self, scalers: dict[str, Any]) -> None:
-        self.x_scaler_ = scalers["x"]
-        self.y_scaler_ = scalers["y"]
 
     def _state(self) -> dict[str, Any]:
         return {"source": self.source_, "config": self.config_, "tuning": self.tuning_}
