@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from mlstrat.errors import SchemaError
+from mlstrat.errors import ConfigError, SchemaError
 
 OnMissing = Literal["error", "zero", "nan", "mean"]
 ON_MISSING_POLICIES: tuple[str, ...] = ("error", "zero", "nan", "mean")
@@ -32,6 +32,23 @@ def _roles(frame: pd.DataFrame | None) -> dict[str, str]:
     meta = frame.attrs.get("mlstrat")
     roles = meta.get("roles") if isinstance(meta, dict) else None
     return roles if isinstance(roles, dict) else {}
+
+
+def check_gap_and_on_missing(validation_gap: Any, on_missing: Any) -> None:
+    """ConfigError unless validation_gap is "auto" or an int >= 0 and on_missing a known policy.
+
+    The two constructor checks every fitted adapter (XGBoost, Keras) makes.
+    """
+    if not (validation_gap == "auto" or (isinstance(validation_gap, int) and validation_gap >= 0)):
+        raise ConfigError(
+            f"validation_gap must be 'auto' or a non-negative integer, got {validation_gap!r}",
+            fix="use validation_gap='auto' or e.g. validation_gap=24",
+        )
+    if on_missing not in ON_MISSING_POLICIES:
+        raise ConfigError(
+            f"on_missing must be one of {ON_MISSING_POLICIES}, got {on_missing!r}",
+            fix="use on_missing='error' (default)",
+        )
 
 
 def is_target_name(name: str) -> bool:
@@ -195,6 +212,7 @@ __all__ = [
     "TARGET_PREFIXES",
     "OnMissing",
     "align_features",
+    "check_gap_and_on_missing",
     "check_no_targets",
     "feature_matrix",
     "is_target_name",

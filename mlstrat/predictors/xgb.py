@@ -22,8 +22,8 @@ import xgboost as xgb
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
 from mlstrat.predictors.base import Prediction, Predictor, Task
 from mlstrat.predictors.compat import (
-    ON_MISSING_POLICIES,
     align_features,
+    check_gap_and_on_missing,
     check_no_targets,
     feature_matrix,
 )
@@ -171,17 +171,7 @@ class XGBoostPredictor(Predictor):
                 "scale_pos_weight is a binary-only setting",
                 fix="for three_class use scale_pos_weight='auto' (balanced weights) or None",
             )
-        gap = self.validation_gap
-        if not (gap == "auto" or (isinstance(gap, int) and gap >= 0)):
-            raise ConfigError(
-                f"validation_gap must be 'auto' or a non-negative integer, got {gap!r}",
-                fix="use validation_gap='auto' or e.g. validation_gap=24",
-            )
-        if self.on_missing not in ON_MISSING_POLICIES:
-            raise ConfigError(
-                f"on_missing must be one of {ON_MISSING_POLICIES}, got {self.on_missing!r}",
-                fix="use on_missing='error' (default)",
-            )
+        check_gap_and_on_missing(self.validation_gap, self.on_missing)
 
     @property
     def n_classes(self) -> int:
