@@ -151,6 +151,7 @@ class PredictorConfig:
     features: tuple[str, ...] | None = None
     thresholds: dict[str, Any] = field(default_factory=dict)
     task: str = "direction"
+    fit_targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -858,7 +859,10 @@ class _Parser:
                 f"{kind!r} has task {task!r}, which cannot serve as {role}",
                 f"use a predictor with task {' or '.join(wanted)}",
             )
-        label_task = self.label_task(kind, model, task, _join(path, "params.members"))
+        label_task = task
+        fit_targets = self.member_targets(
+            kind, model, task, features.target_columns, _join(path, "params.members")
+        )
         prefix = TARGET_PREFIXES[label_task]
         fitting = [c for c in features.target_columns if c.startswith(prefix)]
         example = TARGET_EXAMPLES[label_task]
@@ -880,28 +884,36 @@ class _Parser:
                 self.choice(
                     thresholds["objective"], _join(path, "thresholds.objective"), OBJECTIVES
                 )
-        return PredictorConfig(name, kind, params, target, cols, thresholds, task)
+        return PredictorConfig(name, kind, params, target, cols, thresholds, task, fit_targets)
 
-    def label_task(self, kind: str, model: Any, task: str, members_path: str) -> str:
-        """The kind of label a predictor learns from: its task, or its members' common task.
+    def member_targets(
+        self, kind: str, model: Any, task: str, targets: Sequence[str], members_path: str
+    ) -> tuple[str, ...]:
+        """Extra target columns a hybrid's members learn besides the hybrid's own.
 
-        Walk-forward gives a predictor one target column, and a hybrid passes that
-        same column to every member, so the members must all learn the same kind.
+        A member whose task differs from the hybrid's (e.g. a three-class
+        transformer in a direction hybrid) learns the first feature target of its
+        kind; walk-forward fits the hybrid on all of them and scores its own.
         """
         if kind != "hybrid":
-            return task
-        tasks = [str(getattr(m, "task", "")) for m in getattr(model, "predictors_", [])]
-        for j, member_task in enumerate(tasks):
-            if member_task != tasks[0]:
-                names = [m.name for m in model.predictors_]
+            return ()
+        extra: list[str] = []
+        for j, member in enumerate(getattr(model, "predictors_", [])):
+            member_task = str(getattr(member, "task", task))
+            if member_task == task:
+                continue
+            prefix = TARGET_PREFIXES.get(member_task)
+            found = [c for c in targets if prefix and c.startswith(prefix)]
+            if not found:
                 raise self.error(
                     f"{members_path}[{j}]",
-                    f"hybrid members mix tasks ({', '.join(f'{n}: {t}' for n, t in zip(names, tasks, strict=True))}) "
-                    "but walk-forward trains every member on the same target column",
-                    "use members of one task, e.g. [lstm, lstm_attention] on direction_1, "
-                    "or a three_class model on its own",
+                    f"member {member.name!r} learns {member_task} labels but features.targets "
+                    f"has no {prefix}* target",
+                    f"add one to features.targets, e.g. {TARGET_EXAMPLES.get(member_task)}",
                 )
-        return tasks[0] if tasks else task
+            if found[0] not in extra:
+                extra.append(found[0])
+        return tuple(extra)
 
     def predictor_keys(self, kind: str, path: str) -> list[str]:
         from mlstrat.predictors.registry import get_predictor

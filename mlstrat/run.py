@@ -483,6 +483,7 @@ class _Pipeline:
             predictor=pred.predictor,
             params=pred.params,
             target=pred.target,
+            fit_targets=pred.fit_targets,
             splits=splits,
             out=entry,
             n_jobs=cfg.n_jobs,

@@ -169,12 +169,15 @@ def test_targets_must_match_what_the_model_learns():
     assert "three_class:1:0.002" in err.fix
     raw["features"]["targets"].append("three_class:1:0.002")
     assert parse(raw).predictors[0].target == "three_class_1"
-    # ... and a hybrid hands its one target column to every member
+    # ... and a hybrid's three-class member needs a three-class target beside the direction one
     raw = base_raw()
     raw["predictors"][1]["params"]["members"][1] = ["transformer", {"window": 8}]
     err = error_of(raw)
-    assert err.problem.startswith("predictors[1].params.members[1]: hybrid members mix tasks")
-    assert "transformer: three_class" in err.problem
+    assert err.problem.startswith("predictors[1].params.members[1]: member 'transformer' learns")
+    assert "three_class:1:0.002" in err.fix
+    raw["features"]["targets"].append("three_class:1:0.002")
+    hybrid = parse(raw).predictors[1]
+    assert hybrid.target.startswith("direction_") and hybrid.fit_targets == ("three_class_1",)
 
 
 def test_missing_data_file_and_missing_sections():

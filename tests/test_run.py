@@ -299,16 +299,8 @@ def test_demo_config_on_a_reduced_range_with_tiny_models(tmp_path):
                 },
             ],
             [
-                "lstm_attention",
-                {
-                    "window": 6,
-                    "units": [4],
-                    "dropout": 0.1,
-                    "batch_norm_layers": 0,
-                    "attention_units": 4,
-                    "dense_units": 4,
-                    **tiny_keras,
-                },
+                "transformer",
+                {"window": 6, "d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 8, **tiny_keras},
             ],
         ],
         "predictors[2].params": {"memory": 6, "units": [4], **tiny_keras},
@@ -334,8 +326,13 @@ def test_demo_config_on_a_reduced_range_with_tiny_models(tmp_path):
     hybrid_models = out / "models" / "hybrid" / "BTCUSDT" / "folds" / "000" / "members"
     assert sorted(p.name.split("_", 1)[1] for p in hybrid_models.iterdir()) == [
         "lstm",
-        "lstm_attention",
+        "transformer",
     ]
+    learned = {
+        p.name.split("_", 1)[1]: json.loads((p / "metadata.json").read_text())["training"]["target"]
+        for p in hybrid_models.iterdir()
+    }
+    assert learned == {"lstm": "direction_1", "transformer": "three_class_1"}
 
 
 def test_strategy_param_refused_at_backtest_time_names_its_key(first, tmp_path):

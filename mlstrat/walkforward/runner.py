@@ -101,6 +101,7 @@ class FoldTask:
     target: str
     features: tuple[str, ...]
     forward_return: str | None
+    fit_targets: tuple[str, ...]
     horizon: int
     symbol: str | None
     threshold_params: dict[str, Any]
@@ -259,13 +260,20 @@ def run_fold(task: FoldTask) -> str:
     meta = frame.attrs.get("mlstrat")
     X.attrs = {"mlstrat": {k: v for k, v in meta.items() if k != "roles"}} if meta else {}
     y = frame[task.target]
+    y_fit = frame[[task.target, *task.fit_targets]] if task.fit_targets else None
     fold = task.fold
 
     def factory():
         return create_predictor(task.predictor, **task.params)
 
     fitted = fit_fold(
-        factory, X, y, fold, symbol=task.symbol, threshold_params=task.threshold_params
+        factory,
+        X,
+        y,
+        fold,
+        symbol=task.symbol,
+        threshold_params=task.threshold_params,
+        y_fit=y_fit,
     )
     pred = predict_rows(fitted.model, X, fold.test)
     signal = thresholded_signal(pred, fitted.thresholds)
@@ -372,6 +380,7 @@ def run_walk_forward(
     thresholds: Mapping[str, Any] | None = None,
     seed: int = 0,
     progress: bool = True,
+    fit_targets: Sequence[str] = (),
 ) -> WalkForwardResult:
     """Train one `predictor` per walk-forward fold of the feed and write the prediction feed.
 
@@ -386,6 +395,9 @@ def run_walk_forward(
         for dask, a "tcp://host:port" address, a distributed Client or LocalCluster,
         or None for a LocalCluster of `n_jobs` single-threaded workers.
     resume: skip folds already written by the same configuration.
+    fit_targets: more target columns the model is fitted on besides `target` (a
+        hybrid's members pick theirs by task, e.g. a transformer's three_class_h);
+        their horizons count for the purge. Scoring and thresholds use `target`.
     """
     started = time.perf_counter()
     prefer_passive_openmp()  # before this process loads XGBoost (n_jobs=1 runs folds here)
@@ -394,7 +406,10 @@ def run_walk_forward(
         raise ConfigError(f"unknown backend {backend!r}", fix="use backend='loky' or 'dask'")
     frame = load_feed(feed_path)
     target, feature_names = _resolve_columns(frame, feed_path, target, features)
-    horizon = horizon_of(target)
+    fit_targets = tuple(t for t in fit_targets if t != target)
+    for extra in fit_targets:
+        _resolve_columns(frame, feed_path, extra, feature_names)
+    horizon = max(horizon_of(t) for t in (target, *fit_targets))
     splits = splits or WalkForward(train="4mo", test="2mo")
     if splits.horizon < horizon:
         splits = dataclasses.replace(splits, horizon=horizon)
@@ -406,7 +421,7 @@ def run_walk_forward(
             file=feed_path,
             fix="use a longer feed or a shorter train window",
         )
-    fwd_col = f"forward_return_{horizon}"
+    fwd_col = f"forward_return_{horizon_of(target)}"
     fwd_col = fwd_col if fwd_col in frame.columns else None
     symbol = _feed_symbol(frame)
     params, thread_params = _params_for(predictor, params or {}, seed)
@@ -417,6 +432,7 @@ def run_walk_forward(
         "predictor": predictor,
         "params": params,
         "target": target,
+        **({"fit_targets": list(fit_targets)} if fit_targets else {}),
         "features": feature_names,
         "splits": splits.describe(),
         "thresholds": threshold_params,
@@ -452,7 +468,8 @@ def run_walk_forward(
             target=target,
             features=tuple(feature_names),
             forward_return=fwd_col,
-            horizon=horizon,
+            fit_targets=fit_targets,
+            horizon=horizon_of(target),
             symbol=symbol,
             threshold_params=threshold_params,
             run_key=key,

@@ -92,13 +92,20 @@ def fit_fold(
     *,
     symbol: str | None = None,
     threshold_params: Mapping[str, Any] | None = None,
+    y_fit: pd.DataFrame | None = None,
 ) -> FittedFold:
     """Fit a fresh predictor on the fold's training rows, early-stopping on its validation
-    tail, then fit the long/short thresholds on the validation predictions."""
-    X_train, y_train = X.iloc[fold.train], y.iloc[fold.train]
+    tail, then fit the long/short thresholds on the validation predictions.
+
+    `y_fit` (optional) is what the model is fitted on when it needs more than the
+    scored target, e.g. a hybrid whose members learn different target columns;
+    thresholds and metrics always use `y`.
+    """
+    labels = y if y_fit is None else y_fit
+    X_train, y_train = X.iloc[fold.train], labels.iloc[fold.train]
     validation = None
     if len(fold.validation):
-        validation = (X.iloc[fold.validation], y.iloc[fold.validation])
+        validation = (X.iloc[fold.validation], labels.iloc[fold.validation])
     model = factory()
     model.fit(X_train, y_train, validation=validation)
     params = dict(threshold_params or {})
