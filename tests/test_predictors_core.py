@@ -383,3 +383,16 @@ def test_alignment_input_errors(frame):
     with pytest.raises(SchemaError, match="non-numeric") as info:
         feature_matrix(text[["a", "s"]])
     assert info.value.column == "s"
+
+
+def test_training_means_equal_nanmean_and_stay_quiet_on_empty_columns():
+    import warnings
+
+    from mlstrat.predictors.compat import training_means
+
+    values = np.array([[1.0, np.nan, 3.0], [2.0, np.nan, np.nan], [4.5, np.nan, 5.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        means = training_means(["a", "b", "c"], values)
+    assert means["a"] == np.mean([1.0, 2.0, 4.5]) and means["c"] == 4.0
+    assert np.isnan(means["b"])

@@ -141,6 +141,22 @@ def align_features(
     return out
 
 
+def training_means(feature_names: Sequence[str], values: np.ndarray) -> dict[str, float]:
+    """Per-feature means of the training rows, NaN-aware; NaN for a column with no values.
+
+    Stored with a model for the on_missing="mean" policy. A column that is all
+    NaN in a training window (an indicator still warming up) is common and not
+    worth a warning.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    present = ~np.isnan(values)
+    counts = present.sum(axis=0)
+    sums = np.where(present, values, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return dict(zip(feature_names, means.tolist(), strict=True))
+
+
 def feature_matrix(X: pd.DataFrame, *, dtype: Any = np.float64, file: Any = None) -> np.ndarray:
     """Numeric 2-D array of an aligned frame; non-numeric columns are a SchemaError."""
     for name, col in X.items():
@@ -206,6 +222,7 @@ def expected_features(source: str | Path) -> list[str]:
 
 
 __all__ = [
+    "training_means",
     "align",
     "expected_features",
     "ON_MISSING_POLICIES",

@@ -37,6 +37,7 @@ from mlstrat.predictors.compat import (
     check_gap_and_on_missing,
     check_no_targets,
     feature_matrix,
+    training_means,
 )
 from mlstrat.predictors.keras_utils import (
     CompiledInference,
@@ -355,9 +356,7 @@ class KerasSequencePredictor(Predictor):
         # Scalers see only the rows up to the last fitted window's end.
         fitted_part = values[: fit_rows[-1] + 1]
         self.x_scaler_ = self.x_scaler_cls().fit(fitted_part)
-        with np.errstate(all="ignore"):
-            means = np.nanmean(fitted_part, axis=0)
-        self.feature_means_ = dict(zip(self.feature_names, means.tolist(), strict=True))
+        self.feature_means_ = training_means(self.feature_names, fitted_part)
         self._fit_target_scaler(y_enc[fit_rows])
         scaled = self.x_scaler_.transform(values)
         X_fit = gather_windows(scaled, self.steps, fit_rows)

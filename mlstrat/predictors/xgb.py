@@ -26,6 +26,7 @@ from mlstrat.predictors.compat import (
     check_gap_and_on_missing,
     check_no_targets,
     feature_matrix,
+    training_means,
 )
 from mlstrat.predictors.persistence import (
     decode_feature_means,
@@ -344,9 +345,7 @@ class XGBoostPredictor(Predictor):
             split: {metric: [float(v) for v in values] for metric, values in metrics.items()}
             for split, metrics in history.items()
         }
-        with np.errstate(all="ignore"):
-            means = np.nanmean(X_fit_arr.astype(np.float64), axis=0)
-        self.feature_means_ = dict(zip(feature_names, means.tolist(), strict=True))
+        self.feature_means_ = training_means(feature_names, X_fit_arr)
         self.validation_metrics_ = {}
         if X_val is not None and len(y_val_arr):
             proba = self._proba(self._matrix(X_val))
