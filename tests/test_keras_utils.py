@@ -104,3 +104,27 @@ def test_compiled_inference_matches_eager_model(jit: bool) -> None:
     np.testing.assert_allclose(compiled(windows), got, rtol=0, atol=0)
     np.testing.assert_allclose(compiled.one(windows[-1]), got[-1], rtol=1e-5, atol=1e-6)
     assert compiled.predict_rows(values, np.array([], dtype=int)).shape == (0, 2)
+
+
+def test_running_tensorflow_with_the_same_limit_from_the_environment_is_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import warnings
+
+    tf = ku.import_tf()
+
+    def refuse(n: int) -> None:
+        raise RuntimeError("Intra op parallelism cannot be modified after initialization.")
+
+    monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", refuse)
+    monkeypatch.setattr(ku, "_threads_applied", None)
+    monkeypatch.setattr(ku, "_threads_warned", False)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ku.import_tf(1)
+    assert ku._threads_applied == 1
+    monkeypatch.setattr(ku, "_threads_applied", None)
+    with pytest.warns(RuntimeWarning, match="cannot change its thread count to 2"):
+        ku.import_tf(2)

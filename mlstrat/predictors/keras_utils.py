@@ -61,7 +61,11 @@ def import_tf(n_threads: int | None = None) -> Any:
         tf.config.threading.set_inter_op_parallelism_threads(wanted)
         _threads_applied = wanted
     except RuntimeError:
-        if not _threads_warned:
+        if _env_threads_match(wanted):
+            # The runtime started with the same limit from the environment
+            # (walk-forward workers set it before TensorFlow loads).
+            _threads_applied = wanted
+        elif not _threads_warned:
             warnings.warn(
                 f"TensorFlow is already running; cannot change its thread count to {wanted} "
                 f"(set {THREADS_ENV} before the first model is built)",
@@ -70,6 +74,13 @@ def import_tf(n_threads: int | None = None) -> Any:
             )
             _threads_warned = True
     return tf
+
+
+def _env_threads_match(wanted: int) -> bool:
+    return all(
+        os.environ.get(var) == str(wanted)
+        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    )
 
 
 def import_keras(n_threads: int | None = None) -> Any:
