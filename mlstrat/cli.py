@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from mlstrat import __version__
 from mlstrat.errors import MlstratError
+from mlstrat.fileio import storage_error
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -88,10 +89,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlstratError as exc:
         print(f"mlstrat {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        error = storage_error(exc, "read or write")
+        if error is None:
+            return _internal_error(args.command, exc)
+        print(f"mlstrat {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mlstrat: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line, the traceback kept in a file
+        return _internal_error(args.command, exc)
     return int(code or 0)
+
+
+def _internal_error(command: str, exc: BaseException) -> int:
+    """Exit 1 for a bug in mlstrat: one line on stderr, the traceback saved for the report."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="mlstrat-traceback-", suffix=".txt", delete=False
+        ) as handle:
+            handle.write(text)
+        where = f"; the traceback is in {handle.name}"
+    except OSError:
+        where = ""
+    print(
+        f"mlstrat {command}: internal error ({type(exc).__name__}: {exc}). This is a bug in "
+        f"mlstrat; please report it{where}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

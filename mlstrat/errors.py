@@ -2,12 +2,133 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 
 class MlstratError(Exception):
     """Base class of every error mlstrat raises on purpose."""
+
+
+class DataQualityWarning(UserWarning):
+    """Candles were loaded but some of them are suspect (kept, flagged, clipped or dropped)."""
+
+
+# ---------------------------------------------------------------- fixes in the user's syntax
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option set to one value (`on_duplicate` = "keep_last"), written per interface."""
+
+    name: str
+    value: Any
+
+
+class FixSyntax:
+    """How a Setting is written in Python calls: `on_duplicate="keep_last"` (the default)."""
+
+    verb = "pass"
+
+    def setting(self, item: Setting) -> str:
+        value = f'"{item.value}"' if isinstance(item.value, str) else repr(item.value)
+        return f"{item.name}={value}"
+
+
+class CliSyntax(FixSyntax):
+    """Command-line flags: `--on-duplicate keep_last`, `--sort`; `flags` maps names to flags."""
+
+    def __init__(self, flags: Mapping[str, str] | None = None) -> None:
+        self.flags = dict(flags or {})
+
+    def setting(self, item: Setting) -> str:
+        flag = self.flags.get(item.name, "--" + item.name.replace("_", "-"))
+        if item.value is True:
+            return flag
+        if item.value is None or item.value is False:
+            return f"without {flag}"
+        return f"{flag} {shlex.quote(str(item.value))}"
+
+
+class ConfigSyntax(FixSyntax):
+    """YAML keys under `prefix`: `data.files[0].on_duplicate: keep_last`; `keys` renames options."""
+
+    verb = "set"
+
+    def __init__(self, prefix: str, keys: Mapping[str, str] | None = None) -> None:
+        self.prefix = prefix
+        self.keys = dict(keys or {})
+
+    def setting(self, item: Setting) -> str:
+        key = self.keys.get(item.name, item.name)
+        path = f"{self.prefix}.{key}" if self.prefix else key
+        return f"{path}: {_yaml_scalar(item.value)}"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_/.+-]*", value):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off", "true", "false"):
+        return f'"{value}"'
+    return str(value)
+
+
+_SYNTAX: ContextVar[FixSyntax] = ContextVar("mlstrat_fix_syntax", default=FixSyntax())
+
+
+@contextmanager
+def fix_syntax(syntax: FixSyntax) -> Iterator[FixSyntax]:
+    """Write the option settings of fix hints raised inside the block in `syntax`."""
+    token = _SYNTAX.set(syntax)
+    try:
+        yield syntax
+    finally:
+        _SYNTAX.reset(token)
+
+
+def current_syntax() -> FixSyntax:
+    """The syntax fix hints are written in here (Python unless a CLI or config set another)."""
+    return _SYNTAX.get()
+
+
+class Fix:
+    """A fix hint whose option settings follow the interface that raised the error.
+
+    `Fix("{} or {}", Setting("on_duplicate", "keep_last"), Setting("on_duplicate",
+    "keep_first"))` reads `pass on_duplicate="keep_last" or on_duplicate="keep_first"` in
+    Python, `pass --on-duplicate keep_last or --on-duplicate keep_first` on the command
+    line and `set data.files[0].on_duplicate: keep_last or ...` in a run configuration.
+    """
+
+    def __init__(self, template: str, *settings: Setting) -> None:
+        self.template = template
+        self.settings = settings
+
+    def render(self, syntax: FixSyntax | None = None) -> str:
+        syntax = syntax or current_syntax()
+        body = self.template.format(*(syntax.setting(s) for s in self.settings))
+        return f"{syntax.verb} {body}"
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"Fix({self.template!r}, *{self.settings!r})"
+
+
+def option_fix(name: str, *values: Any, note: str = "") -> Fix:
+    """`pass name=v1 or name=v2` (+ note) in the syntax of the current interface."""
+    template = " or ".join("{}" for _ in values) + note
+    return Fix(template, *(Setting(name, v) for v in values))
 
 
 @dataclass
@@ -47,22 +168,25 @@ class _LocatedError(MlstratError):
         row: int | None = None,
         timestamp: Any = None,
         column: str | None = None,
-        fix: str | None = None,
+        fix: str | Fix | None = None,
     ) -> None:
+        # A Fix is written now, in the syntax of the interface the error is raised in.
+        text = fix.render() if isinstance(fix, Fix) else fix
         self.where = _Located(
             problem,
             None if file is None else str(file),
             row,
             timestamp,
             column,
-            fix,
+            text,
         )
         self.problem = problem
         self.file = self.where.file
         self.row = row
         self.timestamp = timestamp
         self.column = column
-        self.fix = fix
+        self.fix = text
+        self.fix_hint = fix if isinstance(fix, Fix) else None
         super().__init__(self.where.render())
 
 
@@ -84,3 +208,15 @@ class IntegrityError(_LocatedError):
 
 class ConfigError(_LocatedError, ValueError):
     """A run configuration has an unknown key or a value outside the allowed set."""
+
+
+class StorageError(_LocatedError):
+    """The file system refused a read or write (disk full, read-only, permission denied)."""
+
+
+class OwnershipError(_LocatedError):
+    """mlstrat refused to write, overwrite or delete a path it does not own."""
+
+
+class LockError(_LocatedError):
+    """Another process holds the lock on a run directory or cache entry."""

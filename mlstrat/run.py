@@ -40,9 +40,9 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,17 +51,22 @@ import numpy as np
 import pandas as pd
 
 import mlstrat
-from mlstrat.config import PredictorConfig, RunConfig, content_hash, load_config, parse_config
-from mlstrat.errors import ConfigError, DataError, IntegrityError
+from mlstrat.cache import Entry, cached, content_hash, verify_cache
+from mlstrat.config import PredictorConfig, RunConfig, load_config, parse_config
+from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
+from mlstrat.fileio import storage_error
+from mlstrat.rundir import RunDir, inside
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
 STAGE_VERSIONS = {"features": 1, "walkforward": 1, "backtest": 1, "report": 1}
-DONE_FILE = "done.json"
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
 REPLAY_DIR = "replay"
+CACHE_DIR = "cache"
 TRADES_FILE = "trades.csv"
+#: Where `mlstrat run` puts a run without --out: reports/<config name>.
+REPORTS_DIR = Path("reports")
 #: Distributions whose versions every run records (first installed name of each group).
 VERSION_PACKAGES: tuple[tuple[str, ...], ...] = (
     ("mlstrat",),
@@ -76,8 +81,6 @@ VERSION_PACKAGES: tuple[tuple[str, ...], ...] = (
     ("joblib",),
     ("matplotlib",),
 )
-
-Progress = Callable[..., Any]
 
 
 # ---------------------------------------------------------------------------- records
@@ -182,81 +185,10 @@ def environment(config: RunConfig, data_hashes: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    from mlstrat.predictors.persistence import dump_json
-
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    dump_json(tmp, obj)
-    os.replace(tmp, path)
-
-
 def _read_json(path: Path) -> Any:
     from mlstrat.predictors.persistence import load_json
 
     return load_json(path)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def materialise(src: Path, dst: Path) -> None:
-    """Make `dst` a copy of file or directory `src` (hard links where possible), atomically."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}")
-    if src.is_dir():
-        shutil.copytree(src, tmp, copy_function=_link_or_copy)
-    else:
-        _link_or_copy(str(src), str(tmp))
-    old = None
-    if dst.exists() or dst.is_symlink():
-        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(dst, old)
-    os.rename(tmp, dst)
-    if old is not None:
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-
-
-def _done(entry: Path) -> dict[str, Any] | None:
-    marker = entry / DONE_FILE
-    if not marker.is_file():
-        return None
-    try:
-        return _read_json(marker)
-    except (IntegrityError, OSError):
-        return None
-
-
-def _mark_done(entry: Path, info: Mapping[str, Any]) -> None:
-    _write_json(entry / DONE_FILE, {"finished": _now(), **info})
-
-
-@contextlib.contextmanager
-def entry_lock(entry: Path) -> Iterator[None]:
-    """Hold an exclusive lock on a cache entry while it is checked and built.
-
-    Two runs sharing a cache then never build the same entry at once: the second
-    waits and finds it finished. The lock dies with its process (flock), so a
-    killed run leaves nothing to clean up. Without fcntl (Windows) it is a no-op.
-    """
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    with open(entry.parent / f".{entry.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _now() -> str:
@@ -279,9 +211,10 @@ def horizon_of(target: str) -> int:
 
 
 class _Pipeline:
-    def __init__(self, config: RunConfig, out: Path, cache: Path, progress: bool) -> None:
+    def __init__(self, config: RunConfig, run: RunDir, cache: Path, progress: bool) -> None:
         self.config = config
-        self.out = out
+        self.run = run
+        self.out = run.root
         self.cache = cache
         self.progress = progress
         self.records: list[StageRecord] = []
@@ -293,6 +226,29 @@ class _Pipeline:
         self.bt_keys: dict[str, str] = {}
         self.results: dict[str, Any] = {}
         self.reports: dict[str, Path] = {}
+
+    def _stage(
+        self,
+        stage: str,
+        item: str,
+        key: str,
+        build: Callable[[Entry], tuple[str, dict[str, Any]]],
+        rel: str,
+        src: str = "",
+        *,
+        resumable: bool = False,
+    ) -> tuple[Path, dict[str, Any]]:
+        """One cached stage item: reuse or build the entry, install it at `rel` in the run
+        directory, record what happened. Returns the installed path and the entry's info."""
+        started = time.perf_counter()
+        entry = Entry(self.cache, stage, key)
+        status, info = cached(entry, lambda: build(entry), resumable=resumable)
+        target = self.run.install(entry.path / src if src else entry.path, rel)
+        detail = {k: v for k, v in info.items() if k not in ("stage", "key")}
+        self.records.append(
+            StageRecord(stage, item, key, status, time.perf_counter() - started, detail)
+        )
+        return target, info
 
     # -- data ---------------------------------------------------------------
 
@@ -326,7 +282,6 @@ class _Pipeline:
         section = cfg.section("features")
         with _bar(self.progress, len(cfg.data.files), "features", "symbol") as bar:
             for f in cfg.data.files:
-                started = time.perf_counter()
                 load = {
                     "symbol": f.symbol,
                     "timeframe": f.timeframe,
@@ -348,23 +303,17 @@ class _Pipeline:
                         "features": section,
                     }
                 )
-                entry = self.cache / "features" / key
-                status = "cached"
-                with entry_lock(entry):
-                    if _done(entry) is None:
-                        status = "computed"
-                        frame = self._build_features(f)
-                        self._write_entry(
-                            entry, lambda tmp, fr=frame: _write_feed(fr, tmp / "feed.parquet")
-                        )
-                        _mark_done(entry, {"symbol": f.symbol, "rows": len(frame)})
-                self.feature_keys[f.symbol] = key
-                path = self.out / "features" / f"{f.symbol}.parquet"
-                materialise(entry / "feed.parquet", path)
-                self.feature_paths[f.symbol] = path
-                self.records.append(
-                    StageRecord("features", f.symbol, key, status, time.perf_counter() - started)
+
+                def build(entry: Entry, f: Any = f) -> tuple[str, dict[str, Any]]:
+                    frame = self._build_features(f)
+                    entry.build_staged(lambda tmp: _write_feed(frame, tmp / "feed.parquet"))
+                    return "computed", {"symbol": f.symbol, "rows": len(frame)}
+
+                path, _ = self._stage(
+                    "features", f.symbol, key, build, f"features/{f.symbol}.parquet", "feed.parquet"
                 )
+                self.feature_keys[f.symbol] = key
+                self.feature_paths[f.symbol] = path
                 bar.update(1)
 
     def _build_features(self, f: Any) -> pd.DataFrame:
@@ -406,19 +355,6 @@ class _Pipeline:
         bars.attrs = attrs
         return bars
 
-    def _write_entry(self, entry: Path, write: Callable[[Path], Any]) -> None:
-        """Build a cache entry in a staging directory and rename it into place."""
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f".{entry.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir()
-        try:
-            write(tmp)
-            if entry.exists():
-                shutil.rmtree(entry)
-            os.rename(tmp, entry)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
     # -- walk-forward -------------------------------------------------------
 
     def walkforward(self) -> None:
@@ -427,36 +363,30 @@ class _Pipeline:
         with _bar(self.progress, len(jobs), "walk-forward", "model") as bar:
             for pred, symbol in jobs:
                 bar.set_postfix_str(f"{pred.name} {symbol}")
-                started = time.perf_counter()
                 key = self.wf_key(pred, symbol)
-                entry = self.cache / "walkforward" / key
-                status, detail = "cached", {}
-                with entry_lock(entry):
-                    if _done(entry) is None:
-                        result = self._run_walk_forward(pred, symbol, entry)
-                        status = "resumed" if result.n_resumed else "computed"
-                        detail = {
-                            "folds": len(result.folds),
-                            "trained": result.n_trained,
-                            "resumed": result.n_resumed,
-                        }
-                        _mark_done(entry, {"predictor": pred.name, "symbol": symbol, **detail})
-                    else:
-                        detail = {"folds": len(_read_json(entry / "folds.json"))}
-                self.wf_keys[(pred.name, symbol)] = key
-                target = self.out / "models" / pred.name / symbol
-                materialise(entry, target)
-                self.wf_dirs[(pred.name, symbol)] = target
-                self.records.append(
-                    StageRecord(
-                        "walkforward",
-                        f"{pred.name}/{symbol}",
-                        key,
-                        status,
-                        time.perf_counter() - started,
-                        detail,
-                    )
+
+                def build(
+                    entry: Entry, pred: PredictorConfig = pred, symbol: str = symbol
+                ) -> tuple[str, dict[str, Any]]:
+                    result = self._run_walk_forward(pred, symbol, entry.path)
+                    detail = {
+                        "folds": len(result.folds),
+                        "trained": result.n_trained,
+                        "resumed": result.n_resumed,
+                    }
+                    status = "resumed" if result.n_resumed else "computed"
+                    return status, {"predictor": pred.name, "symbol": symbol, **detail}
+
+                target, _ = self._stage(
+                    "walkforward",
+                    f"{pred.name}/{symbol}",
+                    key,
+                    build,
+                    f"models/{pred.name}/{symbol}",
+                    resumable=True,
                 )
+                self.wf_keys[(pred.name, symbol)] = key
+                self.wf_dirs[(pred.name, symbol)] = target
                 bar.update(1)
 
     def wf_key(self, pred: PredictorConfig, symbol: str) -> str:
@@ -499,40 +429,25 @@ class _Pipeline:
     # -- backtest -----------------------------------------------------------
 
     def backtest(self) -> None:
-        cfg = self.config
-        signal = cfg.signal_predictors
+        from mlstrat.report.result import BacktestResult
+
+        signal = self.config.signal_predictors
         with _bar(self.progress, len(signal), "backtest", "strategy") as bar:
             for pred in signal:
                 bar.set_postfix_str(pred.name)
-                started = time.perf_counter()
                 key = self.bt_key(pred)
-                entry = self.cache / "backtests" / key
-                status = "cached"
-                with entry_lock(entry):
-                    if _done(entry) is None:
-                        status = "computed"
-                        try:
-                            self._write_entry(entry, lambda tmp, p=pred: self._run_backtest(p, tmp))
-                        except ConfigError as exc:
-                            raise self._locate(exc) from None
-                        _mark_done(entry, {"predictor": pred.name})
-                self.bt_keys[pred.name] = key
-                target = self.out / "backtests" / pred.name
-                materialise(entry, target)
-                from mlstrat.report.result import BacktestResult
 
+                def build(entry: Entry, pred: PredictorConfig = pred) -> tuple[str, dict[str, Any]]:
+                    try:
+                        entry.build_staged(lambda tmp: self._run_backtest(pred, tmp))
+                    except ConfigError as exc:
+                        raise self._locate(exc) from None
+                    return "computed", {"predictor": pred.name}
+
+                target, _ = self._stage("backtest", pred.name, key, build, f"backtests/{pred.name}")
+                self.bt_keys[pred.name] = key
                 self.results[pred.name] = BacktestResult.load(target / "result")
-                n = len(self.results[pred.name].trades)
-                self.records.append(
-                    StageRecord(
-                        "backtest",
-                        pred.name,
-                        key,
-                        status,
-                        time.perf_counter() - started,
-                        {"trades": n},
-                    )
-                )
+                self.records[-1].detail["trades"] = len(self.results[pred.name].trades)
                 bar.update(1)
 
     def _locate(self, exc: ConfigError) -> ConfigError:
@@ -596,6 +511,8 @@ class _Pipeline:
     # -- report -------------------------------------------------------------
 
     def report(self, previous: Mapping[str, Any]) -> None:
+        """Report pages are rebuilt unless the previous run made them from the same backtests
+        and every file of the page still matches the run directory's manifest."""
         cfg = self.config
         if not cfg.report.enabled:
             return
@@ -618,13 +535,17 @@ class _Pipeline:
                         "report": cfg.section("report"),
                     }
                 )
-                target = self.out / "report" / page
-                html = target / "report.html"
+                rel = f"report/{page}"
+                files = [f for f in self.run.files if f.startswith(rel + "/")]
                 status = "cached"
-                if not (old.get(page) == key and html.is_file()):
+                intact = f"{rel}/report.html" in files and not self.run.verify(files)
+                if not (old.get(page) == key and intact):
                     status = "computed"
-                    self._build_page(page, members, target)
-                self.reports[page] = html
+                    self.cache.mkdir(parents=True, exist_ok=True)
+                    with tempfile.TemporaryDirectory(dir=self.cache, prefix=".report") as tmp:
+                        self._build_page(page, members, Path(tmp) / page)
+                        self.run.install(Path(tmp) / page, rel, link=False)
+                self.reports[page] = self.out / rel / "report.html"
                 self.records.append(
                     StageRecord("report", page, key, status, time.perf_counter() - started)
                 )
@@ -656,27 +577,18 @@ class _Pipeline:
             )
 
     def prune(self) -> None:
-        """Remove run-directory entries of symbols/predictors no longer in the configuration
-        (left by an earlier run with another config); the cache keeps them."""
+        """Delete recorded files of symbols/predictors no longer in the configuration (left by
+        an earlier run with another config). Files mlstrat did not write are never touched;
+        the cache keeps its entries."""
         cfg = self.config
-        keep = {
-            self.out / "features": {f"{s}.parquet" for s in cfg.data.symbols},
-            self.out / "models": {p.name for p in cfg.predictors},
-            self.out / "backtests": set(self.results),
-            self.out / "report": set(self.reports),
-        }
-        for pred in cfg.predictors:
-            keep[self.out / "models" / pred.name] = set(cfg.data.symbols)
-        for folder, names in keep.items():
-            if not folder.is_dir():
-                continue
-            for child in folder.iterdir():
-                if child.name in names:
-                    continue
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+        keep = (
+            {CONFIG_FILE, RUN_FILE, ENV_FILE}
+            | {f"features/{s}.parquet" for s in cfg.data.symbols}
+            | {f"models/{p.name}/{s}/" for p in cfg.predictors for s in cfg.data.symbols}
+            | {f"backtests/{n}/" for n in self.results}
+            | {f"report/{n}/" for n in self.reports}
+        )
+        self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
 
 
 def _write_feed(frame: pd.DataFrame, path: Path) -> None:
@@ -828,6 +740,7 @@ def backtest_predictor(
         slippage=config.broker.slippage,
         fill=config.broker.fill,
         cheat_on_open=config.broker.cheat_on_open,
+        slippage_cap=config.broker.slippage_cap,
         folds=folds,
         feature_importance=_feature_importance(pred, wf_dirs),
         config={
@@ -875,23 +788,80 @@ def run_experiment(
 ) -> RunResult:
     """Run (or resume) the whole experiment of ``config`` into the run directory ``out``.
 
-    out: default ``reports/<config name>``. cache_dir: overrides the config's
-    ``cache_dir`` (default ``OUT/cache``). overrides: dotted key paths → values
-    applied to the YAML before validation (see `mlstrat.config.load_config`).
+    out: default ``reports/<config name>``; it must be new, empty or a run directory
+    mlstrat made (see `mlstrat.rundir`), and no input file may lie inside it.
+    cache_dir: overrides the config's ``cache_dir`` (default ``OUT/cache``).
+    overrides: dotted key paths → values applied to the YAML before validation (see
+    `mlstrat.config.load_config`). A full disk, a read-only or forbidden directory
+    end in a one-line `StorageError`; run.json then says "failed".
     """
     started = time.perf_counter()
     cfg = _as_config(config, overrides)
-    out = Path(out) if out is not None else Path("reports") / cfg.name
-    out.mkdir(parents=True, exist_ok=True)
-    cache = Path(cache_dir) if cache_dir is not None else (cfg.cache_dir or out / "cache")
+    out = _out_dir(cfg, out)
+    _refuse_inputs_inside(cfg, out)
+    try:
+        run = RunDir.claim(out)
+        with run.lock():
+            return _run(cfg, run, cache_dir, progress, started)
+    except OSError as exc:
+        error = storage_error(exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _out_dir(cfg: RunConfig, out: str | Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    path = REPORTS_DIR / cfg.name
+    if not inside(path, REPORTS_DIR):
+        raise ConfigError(
+            f"run name {cfg.name!r} would leave {REPORTS_DIR}/", file=cfg.source, fix="rename it"
+        )
+    return path
+
+
+def _inputs(cfg: RunConfig) -> list[tuple[str, Path]]:
+    """Every file a run reads, by the config key that names it."""
+    found = []
+    for i, f in enumerate(cfg.data.files):
+        found.append((f"data.files[{i}].path", f.path))
+        if f.minute_path is not None:
+            found.append((f"data.files[{i}].minute_path", f.minute_path))
+    if cfg.strategy.file is not None:
+        found.append(("strategy.class", cfg.strategy.file))
+    return found
+
+
+def _refuse_inputs_inside(cfg: RunConfig, out: Path) -> None:
+    for key, path in _inputs(cfg):
+        if inside(path, out):
+            raise ConfigError(
+                f"{key}: the input {path} lies inside the run directory {out}, where a run "
+                "could overwrite it",
+                file=cfg.source,
+                fix="keep inputs outside --out (copy the file elsewhere or choose another --out)",
+            )
+
+
+def _run(
+    cfg: RunConfig, run: RunDir, cache_dir: str | Path | None, progress: bool, started: float
+) -> RunResult:
+    out = run.root
+    if cache_dir is not None:
+        cache = Path(cache_dir)
+    elif cfg.cache_dir is not None:
+        cache = cfg.cache_dir
+    else:
+        cache = run.path(f"{CACHE_DIR}/x").parent  # refuses a symlinked OUT/cache
     cache.mkdir(parents=True, exist_ok=True)
     _set_seeds(cfg.seed)
     previous: dict[str, Any] = {}
-    if (out / RUN_FILE).is_file():
+    if run.owns(RUN_FILE) and not run.verify([RUN_FILE]):
         with contextlib.suppress(IntegrityError, OSError):
             previous = _read_json(out / RUN_FILE)
 
-    (out / CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+    run.write_text(CONFIG_FILE, cfg.to_yaml())
     run_info: dict[str, Any] = {
         "name": cfg.name,
         "status": "running",
@@ -900,17 +870,24 @@ def run_experiment(
         "cache_dir": str(cache.resolve()),
         "source": None if cfg.source is None else str(cfg.source.resolve()),
         "argv": sys.argv,
+        "pid": os.getpid(),
     }
-    _write_json(out / RUN_FILE, run_info)
-
-    pipe = _Pipeline(cfg, out, cache, progress)
-    pipe.data()
-    _write_json(out / ENV_FILE, environment(cfg, pipe.data_hashes))
-    pipe.features()
-    pipe.walkforward()
-    pipe.backtest()
-    pipe.report(previous)
-    pipe.prune()
+    run.write_json(RUN_FILE, run_info)
+    pipe = _Pipeline(cfg, run, cache, progress)
+    try:
+        pipe.data()
+        run.write_json(ENV_FILE, environment(cfg, pipe.data_hashes))
+        pipe.features()
+        pipe.walkforward()
+        pipe.backtest()
+        pipe.report(previous)
+        pipe.prune()
+    except (MlstratError, OSError) as exc:
+        failed = {**run_info, "status": "failed", "finished": _now()}
+        failed["error"] = f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError, MlstratError):
+            run.write_json(RUN_FILE, failed)
+        raise
     seconds = time.perf_counter() - started
     run_info.update(
         {
@@ -923,8 +900,26 @@ def run_experiment(
             "reports": {n: str(p.relative_to(out)) for n, p in pipe.reports.items()},
         }
     )
-    _write_json(out / RUN_FILE, run_info)
+    run.write_json(RUN_FILE, run_info)
     return RunResult(out, cfg, pipe.records, pipe.results, pipe.reports, seconds)
+
+
+def verify_run(out: str | Path, cache_dir: str | Path | None = None) -> list[str]:
+    """Re-hash every file of a run directory and of its cache; the problems found (one line
+    each, empty when everything is intact). Nothing is changed or rebuilt."""
+    run = RunDir.claim(out, create=False)
+    problems = [f"{run.root}/{p}" for p in run.verify()]
+    if cache_dir is None:
+        cache_dir = run.root / CACHE_DIR
+        if run.owns(RUN_FILE):
+            with contextlib.suppress(IntegrityError, OSError):
+                cache_dir = Path(_read_json(run.root / RUN_FILE).get("cache_dir") or cache_dir)
+    for entry, check in verify_cache(Path(cache_dir)):
+        if check.state == "damaged":
+            problems.append(f"cache {entry.name}: {check.reason}")
+        elif check.state == "missing":
+            problems.append(f"cache {entry.name}: unfinished (a later run resumes or rebuilds it)")
+    return problems
 
 
 def _set_seeds(seed: int) -> None:
@@ -954,6 +949,23 @@ def _verify_data(run_dir: Path, info: Mapping[str, Any]) -> None:
                     file=path,
                     fix=f"restore the original file (sha256 {rec[sha_key]}) to reproduce {run_dir}",
                 )
+
+
+def _fresh_replay_dir(parent: RunDir) -> Path:
+    """RUN_DIR/replay emptied of an earlier replay (a run directory of its own, with its own
+    cache; only files that replay recorded are removed)."""
+    out = parent.path(REPLAY_DIR)
+    if out.exists():
+        previous = RunDir.claim(out)
+        with previous.lock():
+            previous.remove(list(previous.files))
+            cache = out / CACHE_DIR
+            if cache.is_dir() and not cache.is_symlink():
+                shutil.rmtree(cache)
+        for name in ("manifest.json", ".lock"):
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+    return out
 
 
 def _first_difference(a: Path, b: Path) -> str:
@@ -994,33 +1006,35 @@ def replay(run_dir: str | Path, *, mode: str = "full", progress: bool = True) ->
         )
     _verify_data(run_dir, info)
     cfg = load_config(run_dir / CONFIG_FILE)
-    out = run_dir / REPLAY_DIR
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    if mode == "full":
-        cfg = parse_config(
-            {
-                **cfg.to_dict(),
-                "cache_dir": None,
-                "report": {**cfg.section("report"), "enabled": False},
-            },
-            base=run_dir,
-            source=run_dir / CONFIG_FILE,
-        )
-        run_experiment(cfg, out, cache_dir=out / "cache", progress=progress)
-    else:
-        features = {s: run_dir / "features" / f"{s}.parquet" for s in cfg.data.symbols}
-        vol = cfg.volatility_predictor
-        for pred in cfg.signal_predictors:
-            wf = {s: run_dir / "models" / pred.name / s for s in cfg.data.symbols}
-            vol_dirs = (
-                None
-                if vol is None
-                else {s: run_dir / "models" / vol.name / s for s in cfg.data.symbols}
+    parent = RunDir.claim(run_dir)
+    with parent.lock():
+        out = _fresh_replay_dir(parent)
+        if mode == "full":
+            cfg = parse_config(
+                {
+                    **cfg.to_dict(),
+                    "cache_dir": None,
+                    "report": {**cfg.section("report"), "enabled": False},
+                },
+                base=run_dir,
+                source=run_dir / CONFIG_FILE,
             )
-            result, _ = backtest_predictor(cfg, pred, features, wf, vol_dirs)
-            result.save(out / "backtests" / pred.name / "result")
+            run_experiment(cfg, out, progress=progress)
+        else:
+            replay_run = RunDir.claim(out)
+            features = {s: run_dir / "features" / f"{s}.parquet" for s in cfg.data.symbols}
+            vol = cfg.volatility_predictor
+            for pred in cfg.signal_predictors:
+                wf = {s: run_dir / "models" / pred.name / s for s in cfg.data.symbols}
+                vol_dirs = (
+                    None
+                    if vol is None
+                    else {s: run_dir / "models" / vol.name / s for s in cfg.data.symbols}
+                )
+                result, _ = backtest_predictor(cfg, pred, features, wf, vol_dirs)
+                with tempfile.TemporaryDirectory(dir=out, prefix=".backtest") as tmp:
+                    result.save(Path(tmp) / "result")
+                    replay_run.install(Path(tmp), f"backtests/{pred.name}", link=False)
     identical: dict[str, bool] = {}
     differences: dict[str, str] = {}
     for pred in cfg.signal_predictors:
@@ -1033,8 +1047,8 @@ def replay(run_dir: str | Path, *, mode: str = "full", progress: bool = True) ->
                 _first_difference(a, b) if a.is_file() and b.is_file() else "missing trades.csv"
             )
     seconds = time.perf_counter() - started
-    _write_json(
-        out / "replay.json",
+    RunDir.claim(out).write_json(
+        "replay.json",
         {
             "mode": mode,
             "identical": identical,

@@ -86,6 +86,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="full: recompute features and retrain every model (default); "
         "backtest: reuse the saved features and predictions",
     )
+    p.add_argument(
+        "--verify-cache",
+        action="store_true",
+        help="re-hash every file of the run directory (--out or the config's default) and of "
+        "its cache, report what is damaged, change nothing",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_command)
 
@@ -112,6 +118,8 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"{name}: trades.csv identical")
         print(f"replay ({result.mode}, {result.seconds:.1f} s): {result.out}")
         return 0
+    if args.verify_cache:
+        return _verify(args)
     if args.config is None:
         raise ConfigError(
             "no configuration given",
@@ -130,4 +138,31 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"run directory: {result.out} ({result.seconds:.1f} s)")
     if result.main_report is not None:
         print(f"report: {result.main_report}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """`--verify-cache`: every recorded file of the run directory and every cache entry."""
+    from mlstrat.errors import IntegrityError
+    from mlstrat.run import REPORTS_DIR, verify_run
+
+    out = args.out
+    if out is None and args.config is not None:
+        from mlstrat.config import load_config
+
+        out = REPORTS_DIR / load_config(args.config).name
+    if out is None:
+        raise ConfigError(
+            "--verify-cache needs the run directory", fix="pass --out DIR or the run's CONFIG"
+        )
+    problems = verify_run(out, args.cache_dir)
+    for line in problems:
+        print(line)
+    if problems:
+        raise IntegrityError(
+            f"{len(problems)} damaged or unfinished file(s)/entries",
+            file=out,
+            fix=f"rerun `mlstrat run CONFIG --out {out}`: damaged cache entries are rebuilt",
+        )
+    print(f"{out}: every recorded file and cache entry verifies")
     return 0

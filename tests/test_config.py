@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlstrat.cache import content_hash
 from mlstrat.cli import main
 from mlstrat.config import (
     RunConfig,
     apply_overrides,
-    content_hash,
     load_config,
     parse_config,
 )

@@ -233,6 +233,30 @@ def fold_dir_name(number: int) -> str:
     return f"{number:03d}"
 
 
+_WATCHED_PARENT: list[int] = []
+
+
+def exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """In a local worker process, exit as soon as the run that started it dies.
+
+    A killed run's loky workers would otherwise train for minutes, holding cores
+    and writing into the cache. Only direct children of `parent_pid` watch (a
+    Dask worker on another host has another parent); idempotent per process.
+    """
+    if _WATCHED_PARENT or os.getppid() != parent_pid:
+        return
+    _WATCHED_PARENT.append(parent_pid)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="mlstrat-exit-with-parent", daemon=True).start()
+
+
 def fold_is_done(fold_dir: Path, run_key: str, fold: Fold) -> bool:
     """True if `fold_dir` verifies against its manifest and was made by this run's config."""
     if not (fold_dir / FOLD_FILE).is_file():
@@ -250,6 +274,7 @@ def run_fold(task: FoldTask) -> str:
     """Train, threshold, predict and save one fold; returns the fold directory."""
     if os.getpid() != task.parent_pid:
         limit_threads(task.threads)
+        exit_with_parent(task.parent_pid)
     from mlstrat.predictors.registry import create_predictor
 
     started = time.perf_counter()
@@ -522,7 +547,6 @@ def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
         "threshold_short": th.get("short"),
         "thresholds": th or None,
         "validation_metrics": info.get("validation_metrics", {}),
-        "fit_seconds": info.get("fit_seconds"),
     }
     return record
 
