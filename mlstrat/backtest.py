@@ -24,7 +24,7 @@ from mlstrat.broker import BrokerConfig, make_cerebro
 from mlstrat.errors import ConfigError
 from mlstrat.report.result import BacktestResult, to_jsonable
 from mlstrat.sizing import TieredConfidenceSizer, symbol_of
-from mlstrat.strategy import EquityRecorder, PredictionRecorder, TradeLog
+from mlstrat.strategy import EquityRecorder, FillLog, PredictionRecorder, TradeLog
 
 
 def run_backtest(
@@ -40,6 +40,7 @@ def run_backtest(
     slippage: float = 0.0,
     fill: str = "next_open",
     cheat_on_open: bool = False,
+    slippage_cap: str = "bar_range",
     folds: list[dict] | None = None,
     feature_importance: Mapping[str, float] | None = None,
     timeframe: str | None = None,
@@ -50,7 +51,9 @@ def run_backtest(
     feeds: a mapping symbol → backtrader data feed, a sequence of feeds (named by
     their ``name``), or a single feed. sizer: a Sizer class; None uses the
     strategy class's ``default_sizer`` (and ``default_sizer_params``) if it has
-    one, else `TieredConfidenceSizer`. Broker arguments: see `mlstrat.broker`.
+    one, else `TieredConfidenceSizer`. Broker arguments: see `mlstrat.broker`
+    (``slippage_cap``: "bar_range", the default, caps a slipped price at the
+    bar's high/low; "none" always charges the nominal slippage).
     ``folds``, ``feature_importance`` and ``config`` are passed into the result
     (``config`` is merged over the run description built here).
     """
@@ -62,6 +65,7 @@ def run_backtest(
         slippage=slippage,
         fill=fill,  # type: ignore[arg-type]
         cheat_on_open=cheat_on_open,
+        slippage_cap=slippage_cap,  # type: ignore[arg-type]
     )
     if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, bt.Strategy)):
         raise ConfigError(
@@ -86,6 +90,7 @@ def run_backtest(
     cerebro.addsizer(sizer, **sizer_params)
     cerebro.addanalyzer(PredictionRecorder, _name="mlstrat_records")
     cerebro.addanalyzer(TradeLog, _name="mlstrat_trades")
+    cerebro.addanalyzer(FillLog, _name="mlstrat_fills")
     cerebro.addanalyzer(EquityRecorder, _name="mlstrat_equity")
     strategy = cerebro.run()[0]
 
@@ -116,6 +121,7 @@ def run_backtest(
         benchmark=benchmark,
         trades=trades,
         records=records,
+        fills=strategy.analyzers.mlstrat_fills.fills,
         folds=list(folds or []),
         feature_importance=dict(feature_importance) if feature_importance else None,
         config=to_jsonable(run_config),

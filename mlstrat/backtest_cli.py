@@ -84,6 +84,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fixed-commission", type=float, default=0.0, help="fixed commission per order")
     p.add_argument("--slippage", type=float, default=0.0, help="slippage fraction (default 0)")
     p.add_argument(
+        "--slippage-cap",
+        choices=("bar_range", "none"),
+        default="bar_range",
+        help="bar_range (default): a slipped price beyond the bar's high/low fills at it; "
+        "none: always charge the nominal slippage",
+    )
+    p.add_argument(
         "--fill",
         choices=("next_open", "close"),
         default="next_open",
@@ -160,6 +167,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         slippage=args.slippage,
         fill=args.fill,
         cheat_on_open=args.cheat_on_open,
+        slippage_cap=args.slippage_cap,
         folds=folds,
         config={
             "command": "backtest",

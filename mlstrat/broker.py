@@ -4,7 +4,7 @@ Fill timing (the default is the honest one):
 
 * ``fill="next_open"`` (default): an order made in ``next()`` at bar t, after
   bar t has closed, fills at bar t+1's open. Market orders are slipped
-  against the trader by ``slippage`` (capped at the bar's high/low).
+  against the trader by ``slippage``.
 * ``fill="close"`` (backtrader's cheat-on-close): the order fills at bar t's
   own close. Optimistic, because the decision used that very close; useful
   only to compare with vectorised research that assumes close-to-close fills.
@@ -14,6 +14,21 @@ Fill timing (the default is the honest one):
   bar t+1 from bar t's predictions and sizes with bar t+1's open price, so the
   sizer knows the fill price exactly. Fills are still at t+1's open, as in the
   default; only the sizing reference price changes.
+
+Slippage cap (``slippage_cap``):
+
+* ``"bar_range"`` (default, backtrader's ``slip_match``): a slipped price
+  beyond the bar's high (buys) or low (sells) is set to that high/low, so a
+  fill at a bar that opens at its high pays less than the nominal slippage
+  (on hourly crypto bars about one fill in ten). The report shows the
+  nominal and the charged slippage and the share of capped fills.
+* ``"none"``: the nominal slippage is always charged, even when the slipped
+  price lies outside the bar's range (and, for a take-profit limit filled on
+  an opening gap, beyond its limit).
+
+`raw_fill_price` gives each fill's price before slippage (what the broker
+would have filled at with no slippage); `mlstrat.strategy.FillLog` records it
+beside the slipped price so costs can be attributed exactly.
 
 Sizes are floats: crypto fractional quantities work as they are.
 """
@@ -28,6 +43,8 @@ import backtrader as bt
 from mlstrat.errors import ConfigError
 
 Fill = Literal["next_open", "close"]
+SlippageCap = Literal["bar_range", "none"]
+SLIPPAGE_CAPS: tuple[str, ...] = ("bar_range", "none")
 
 
 class PercentFixedCommission(bt.CommInfoBase):
@@ -63,6 +80,7 @@ class BrokerConfig:
     slippage: float = 0.0
     fill: Fill = "next_open"
     cheat_on_open: bool = False
+    slippage_cap: SlippageCap = "bar_range"
 
     def __post_init__(self) -> None:
         checks = [
@@ -81,6 +99,12 @@ class BrokerConfig:
                 f"broker fill={self.fill!r} is unknown",
                 column="fill",
                 fix="use 'next_open' or 'close'",
+            )
+        if self.slippage_cap not in SLIPPAGE_CAPS:
+            raise ConfigError(
+                f"broker slippage_cap={self.slippage_cap!r} is unknown",
+                column="slippage_cap",
+                fix="use 'bar_range' (cap at the bar's high/low, the default) or 'none'",
             )
         if self.fill == "close" and self.cheat_on_open:
             raise ConfigError(
@@ -110,9 +134,51 @@ def configure_broker(broker: bt.brokers.BackBroker, config: BrokerConfig) -> Non
     )
     if config.slippage:
         # slip_open: market orders filling at the open are slipped too (bt's default is not to);
-        # slip_match: a slipped price beyond the bar's range is capped at high/low.
+        # slip_match: a slipped price beyond the bar's range still fills, at high/low unless
+        # slip_out lets it lie outside the range (slippage_cap="none").
         broker.set_slippage_perc(
-            config.slippage, slip_open=True, slip_limit=True, slip_match=True, slip_out=False
+            config.slippage,
+            slip_open=True,
+            slip_limit=True,
+            slip_match=True,
+            slip_out=config.slippage_cap == "none",
         )
     broker.set_coc(config.fill == "close")
     broker.set_coo(config.cheat_on_open)
+
+
+def _bar_price(data: Any, name: str) -> float:
+    """The current bar's price as the broker reads it (tick value when replaying)."""
+    tick = getattr(data, f"tick_{name}", None)
+    return float(getattr(data, name)[0] if tick is None else tick)
+
+
+def raw_fill_price(order: bt.Order, broker: bt.brokers.BackBroker) -> tuple[float, bool]:
+    """(price before slippage, whether the broker slips it) of ``order`` executing on this bar.
+
+    Mirrors backtrader 1.9.78's BackBroker matching with zero slippage, so
+    call it while the bar the order executed on is current (an analyzer's
+    ``notify_order``). Market orders fill at the open (at the order bar's close
+    with ``fill="close"``), stops at the open when it gaps through the trigger
+    else at the trigger, limits at the open when it is better than the limit
+    else at the limit (not slipped), Close orders at the close (not slipped).
+    Stop-limit orders are not attributed: their executed price is returned.
+    """
+    data, kind = order.data, order.exectype
+    buy = order.isbuy()
+    popen = _bar_price(data, "open")
+    if kind == bt.Order.Market:
+        if broker.p.coc and order.info.get("coc", True):
+            return float(order.created.pclose), True
+        return popen, True
+    if kind == bt.Order.Close:
+        return float(order.executed.price), False
+    if kind == bt.Order.Limit:
+        limit = float(order.created.price)
+        gapped = limit >= popen if buy else limit <= popen
+        return (popen, True) if gapped else (limit, False)
+    if kind in (bt.Order.Stop, bt.Order.StopTrail):
+        trigger = float(order.created.price)
+        gapped = popen >= trigger if buy else popen <= trigger
+        return (popen if gapped else trigger), True
+    return float(order.executed.price), False

@@ -14,7 +14,8 @@ Sections (every key is optional unless marked; unknown keys are errors):
     walkforward: train, test, step, purge, embargo, validation, expanding, min_train
     strategy:    class ("path/file.py:Class" or "module:Class"), params, columns
     sizing:      class, params, volatility (name of a volatility predictor)
-    broker:      cash, commission, fixed_commission, slippage, fill, cheat_on_open
+    broker:      cash, commission, fixed_commission, slippage, fill, cheat_on_open,
+                 slippage_cap (bar_range | none)
     report:      enabled, title, comparison, log_scale, risk_free (annual), dpi
 
 Relative paths are taken from the directory of the YAML file. A problem is a
@@ -91,7 +92,15 @@ WALKFORWARD_KEYS = (
 )
 STRATEGY_KEYS = ("class", "params", "columns")
 SIZING_KEYS = ("class", "params", "volatility")
-BROKER_KEYS = ("cash", "commission", "fixed_commission", "slippage", "fill", "cheat_on_open")
+BROKER_KEYS = (
+    "cash",
+    "commission",
+    "fixed_commission",
+    "slippage",
+    "fill",
+    "cheat_on_open",
+    "slippage_cap",
+)
 REPORT_KEYS = ("enabled", "title", "comparison", "log_scale", "risk_free", "dpi")
 THRESHOLD_KEYS = ("low", "high", "step", "objective", "min_signals", "fallback", "multipliers")
 
@@ -213,6 +222,7 @@ class BrokerSection:
     slippage: float = 0.0
     fill: str = "next_open"
     cheat_on_open: bool = False
+    slippage_cap: str = "bar_range"
 
 
 @dataclass(frozen=True)
@@ -330,6 +340,7 @@ class RunConfig:
                 "slippage": self.broker.slippage,
                 "fill": self.broker.fill,
                 "cheat_on_open": self.broker.cheat_on_open,
+                "slippage_cap": self.broker.slippage_cap,
             },
             "report": {
                 "enabled": self.report.enabled,
@@ -1081,7 +1092,7 @@ class _Parser:
         return cls
 
     def broker(self, raw: Any) -> BrokerSection:
-        from mlstrat.broker import BrokerConfig
+        from mlstrat.broker import SLIPPAGE_CAPS, BrokerConfig
 
         s = self.mapping(raw, "broker", BROKER_KEYS)
         d = BrokerSection()
@@ -1095,6 +1106,9 @@ class _Parser:
             fill=self.choice(s.get("fill", d.fill), "broker.fill", FILLS),
             cheat_on_open=self.boolean(
                 s.get("cheat_on_open", d.cheat_on_open), "broker.cheat_on_open"
+            ),
+            slippage_cap=self.choice(
+                s.get("slippage_cap", d.slippage_cap), "broker.slippage_cap", SLIPPAGE_CAPS
             ),
         )
         try:

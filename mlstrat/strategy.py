@@ -37,7 +37,8 @@ should call ``super()``.
 
 Analyzers for the report: `PredictionRecorder` (per bar per symbol:
 prediction, tier, position), `TradeLog` (closed trades with tier and exit
-reason) and `EquityRecorder` (value and cash per bar). They work with any
+reason), `FillLog` (every execution at its raw and slipped price) and
+`EquityRecorder` (value and cash per bar). They work with any
 strategy; MLStrategy adds tier and exit-reason tags.
 """
 
@@ -53,8 +54,9 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
+from mlstrat.broker import raw_fill_price
 from mlstrat.errors import ConfigError
-from mlstrat.report.result import TRADE_COLUMNS
+from mlstrat.report.result import FILL_COLUMNS, TRADE_COLUMNS
 from mlstrat.sizing import TierTable, symbol_of
 
 NAN = math.nan
@@ -835,6 +837,64 @@ class TradeLog(bt.Analyzer):
     @property
     def trades(self) -> pd.DataFrame:
         return self.rets["trades"]
+
+
+_ORDER_TYPES = {
+    bt.Order.Market: "market",
+    bt.Order.Close: "close",
+    bt.Order.Limit: "limit",
+    bt.Order.Stop: "stop",
+    bt.Order.StopTrail: "stop_trail",
+    bt.Order.StopLimit: "stop_limit",
+    bt.Order.StopTrailLimit: "stop_trail_limit",
+}
+_CAP_TOLERANCE = 1e-9  # relative: a slipped fill short of nominal by more than this is capped
+
+
+class FillLog(bt.Analyzer):
+    """Every order execution: signed size, raw price (before slippage), executed price, commission.
+
+    The raw price comes from `mlstrat.broker.raw_fill_price` on the bar the
+    order executes, so ``size × (price − raw_price)`` is exactly the slippage
+    paid. ``get_analysis()["fills"]`` is a DataFrame with `FILL_COLUMNS`.
+    """
+
+    def start(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status not in (bt.Order.Completed, bt.Order.Partial):
+            return
+        raw, slipped = raw_fill_price(order, self.strategy.broker)
+        nominal = float(self.strategy.broker.p.slip_perc or 0.0) if slipped else 0.0
+        for bit in order.executed.iterpending():
+            if not bit.size:
+                continue
+            price = float(bit.price)
+            charged = abs(price - raw)
+            self._rows.append(
+                {
+                    "timestamp": bit.dt,
+                    "symbol": symbol_of(order.data),
+                    "size": float(bit.size),
+                    "raw_price": raw,
+                    "price": price,
+                    "commission": float(bit.closedcomm + bit.openedcomm),
+                    "slippage": float(bit.size) * (price - raw),
+                    "nominal_slippage": nominal,
+                    "capped": bool(nominal and charged < nominal * raw * (1 - _CAP_TOLERANCE)),
+                    "order_type": _ORDER_TYPES.get(order.exectype, str(order.exectype)),
+                }
+            )
+
+    def stop(self) -> None:
+        frame = pd.DataFrame(self._rows, columns=list(FILL_COLUMNS))
+        frame["timestamp"] = bt_times_to_utc(frame["timestamp"].to_numpy(dtype=float))
+        self.rets["fills"] = frame
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        return self.rets["fills"]
 
 
 class EquityRecorder(bt.Analyzer):

@@ -94,6 +94,13 @@ METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "buy_hold_return": ("Buy-and-hold return", "pct"),
     "signal_hit_rate": ("Signal hit rate", "pct"),
     "gross_pnl_mtm": ("Mark-to-market P&L (before costs)", "money"),
+    "slippage_paid": ("Slippage paid", "money"),
+    "fees_total": ("Fees (all fills)", "money"),
+    "net_pnl_mtm": ("Net P&L (marked to market)", "money"),
+    "gross_pnl": ("Gross P&L (raw fill prices)", "money"),
+    "slippage": ("Slippage", "money"),
+    "fees": ("Fees", "money"),
+    "fills": ("Fills", "int"),
     "hit_rate": ("Hit rate", "pct"),
     "trade_win_rate": ("Trade win rate", "pct"),
     "avg_return": ("Average signed return", "pct"),
@@ -149,6 +156,7 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "fees_pct_of_start",
         ),
     ),
+    ("Costs", ("gross_pnl_mtm", "slippage_paid", "fees_total", "net_pnl_mtm")),
 )  # fmt: skip
 
 
@@ -259,7 +267,16 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-_SIGNED = {"total_return", "cagr", "alpha", "net_pnl", "expectancy", "excess_return", "pnl_net"}
+_SIGNED = {
+    "total_return",
+    "cagr",
+    "alpha",
+    "net_pnl",
+    "expectancy",
+    "excess_return",
+    "pnl_net",
+    "net_pnl_mtm",
+}
 
 
 def _sign_class(key: str, value: Any) -> str:
@@ -441,6 +458,49 @@ def _subtitle(result: BacktestResult, metrics: Metrics) -> list[str]:
     ]
 
 
+def slippage_sentence(costs: Mapping[str, Any]) -> str:
+    """One line on nominal vs charged slippage and the cap, from `Metrics.costs`."""
+    if costs.get("basis") != "fills":
+        return (
+            "Fills were not recorded for this result (built by hand or by an older mlstrat): "
+            "gross P&L is at the executed prices, so slippage is inside it and not shown apart."
+        )
+    slip = costs.get("slippage") or {}
+    cap = slip.get("cap") or "bar_range"
+    if not slip.get("slipped_fills"):
+        return f"Slippage: none charged ({slip.get('fills', 0)} fills, no slipped ones)."
+    text = (
+        f"Slippage: nominal {slip['nominal_bp']:.1f} bp, charged {slip['charged_bp']:.1f} bp "
+        f"on average (weighted by notional, over {slip['slipped_fills']:,} slipped fills); "
+    )
+    if cap == "none":
+        return text + "no cap (slippage_cap: none): every slipped fill paid the nominal slippage."
+    return text + (
+        f"{slip['capped_share'] * 100:.0f} % of fills capped by the bar range "
+        "(slippage_cap: bar_range; 'none' charges the nominal slippage on every fill)."
+    )
+
+
+def _costs_section(metrics: Metrics) -> str:
+    """Gross − slippage − fees = net, per symbol and in total, with the slippage sentence."""
+    costs = metrics.costs
+    parts = [
+        "<h2 id='costs'>Costs</h2>",
+        f"<p class='note' id='slippage-note'>{_e(slippage_sentence(costs))}</p>",
+    ]
+    keys = ("gross_pnl", "slippage", "fees", "net_pnl", "fills")
+    rows = [{"symbol": s, **{k: v[k] for k in keys}} for s, v in costs["per_symbol"].items()]
+    rows.append({"symbol": "total", **{k: costs["total"][k] for k in keys}})
+    parts.append(
+        _table(["symbol", *keys], rows, labels={"symbol": "Symbol"}, table_id="costs-table")
+    )
+    parts.append(
+        "<p>Gross P&amp;L is at the raw fill prices (before slippage); a position still open at "
+        "the last bar is marked at its close. Gross − slippage − fees = net.</p>"
+    )
+    return "".join(parts)
+
+
 def _model_section(metrics: Metrics, charts: dict[str, Chart], out_dir: Path) -> str:
     parts = ["<h2 id='model'>Model diagnostics</h2>"]
     parts.append("<h3>Confidence tiers</h3>")
@@ -554,6 +614,7 @@ def render_report_html(
             "profit_factor",
             "exposure",
             "gross_pnl_mtm",
+            "slippage_paid",
             "signal_hit_rate",
             "buy_hold_return",
         ]
@@ -570,6 +631,7 @@ def render_report_html(
     for c in charts:
         if c.section == "symbols":
             parts.append(_chart_html(c, out_dir))
+    parts.append(_costs_section(metrics))
     parts.append("<h2 id='trades'>Trades</h2>")
     parts.append(_chart_html(by_name["trade_pnl"], out_dir))
     trade_rows, note = _trade_rows(result)

@@ -37,6 +37,12 @@ form, so the tests can compare to it at 1e-6):
   closed-trade intervals [entry, exit) when there are none). Turnover is the
   currency value traded (|position change| × close, summed) over mean equity,
   in total and per year.
+* Costs are attributed exactly from the fills (`cost_attribution`): gross
+  P&L at the raw fill prices (before slippage), minus the slippage charged,
+  minus the fees, equals the net P&L; positions still open at the last bar
+  are marked at its close. compute_metrics checks that identity to 1e-9 of
+  the traded notional. Results without recorded fills fall back to closed
+  trades (gross at executed prices; slippage not separable, reported null).
 * ML diagnostics compare predictions with the realised outcome recorded for
   the bar (`forward_return` / `target` when the feed carries them, else the
   next bar's close-to-close move); see `realised_outcomes`.
@@ -52,8 +58,8 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from mlstrat.errors import ConfigError
-from mlstrat.report.result import BacktestResult
+from mlstrat.errors import ConfigError, IntegrityError
+from mlstrat.report.result import FILLS_FILE, BacktestResult
 
 TRADING_DAYS_PER_YEAR = 252
 CALENDAR_DAYS_PER_YEAR = 365
@@ -406,6 +412,131 @@ def traded_notional(result: BacktestResult) -> float:
     return float((t["size"] * (t["entry_price"] + t["exit_price"])).sum())
 
 
+# --------------------------------------------------------------------------- cost attribution
+
+#: Relative tolerance of the identity gross − slippage − fees = net (of the traded notional).
+ATTRIBUTION_TOLERANCE = 1e-9
+
+
+def _mark_prices(result: BacktestResult) -> dict[str, float]:
+    """Last close per symbol (records, else the benchmark) for marking open positions."""
+    marks: dict[str, float] = {}
+    if not result.records.empty:
+        last = result.records.sort_values("timestamp", kind="stable").groupby("symbol").last()
+        marks.update({str(k): float(v) for k, v in last["close"].items()})
+    for sym in result.benchmark.columns:
+        px = result.benchmark[sym].dropna()
+        if len(px) and str(sym) not in marks:
+            marks[str(sym)] = float(px.iloc[-1])
+    return marks
+
+
+def _attribute_fills(fills: pd.DataFrame, mark: float) -> dict[str, float]:
+    """Gross at raw prices, slippage, fees and net (at executed prices) of one symbol's fills."""
+    size = fills["size"].to_numpy(float)
+    raw = fills["raw_price"].to_numpy(float)
+    price = fills["price"].to_numpy(float)
+    fees = float(fills["commission"].sum())
+    position = float(size.sum())
+    if abs(position) <= 1e-9 * max(1.0, float(np.abs(size).sum())):
+        position = 0.0  # flat: no mark needed (and none used, even if unknown)
+    held = position * mark if position else 0.0
+    return {
+        "gross_pnl": held - float(np.sum(size * raw)),
+        "slippage": float(fills["slippage"].sum()),
+        "fees": fees,
+        "net_pnl": held - float(np.sum(size * price)) - fees,
+        "fills": int(len(fills)),
+        "open_position": position,
+        "mark_price": mark if position else math.nan,
+        "notional": float(np.sum(np.abs(size) * raw)),
+    }
+
+
+def _attribute_trades(trades: pd.DataFrame) -> dict[str, float]:
+    """Closed trades only: gross at executed prices (slippage inside), fees, net."""
+    return {
+        "gross_pnl": float(trades["pnl"].sum()),
+        "slippage": math.nan,
+        "fees": float(trades["commission"].sum()),
+        "net_pnl": float(trades["pnl_net"].sum()),
+        "fills": 2 * int(len(trades)),
+        "open_position": 0.0,
+        "mark_price": math.nan,
+        "notional": float((trades["size"] * (trades["entry_price"] + trades["exit_price"])).sum()),
+    }
+
+
+def slippage_summary(fills: pd.DataFrame, cap: str | None) -> dict[str, Any]:
+    """Nominal vs charged slippage (bp, notional-weighted) over the fills the broker slipped."""
+    slipped = fills[fills["nominal_slippage"] > 0]
+    notional = (slipped["size"].abs() * slipped["raw_price"]).to_numpy(float)
+    total = float(notional.sum())
+    n, capped = int(len(slipped)), int(slipped["capped"].sum())
+    return {
+        "cap": cap,
+        "nominal_bp": float((slipped["nominal_slippage"] * notional).sum() / total * 1e4)
+        if total
+        else math.nan,
+        "charged_bp": float(slipped["slippage"].sum() / total * 1e4) if total else math.nan,
+        "fills": int(len(fills)),
+        "slipped_fills": n,
+        "capped_fills": capped,
+        "capped_share": capped / n if n else math.nan,
+    }
+
+
+def cost_attribution(result: BacktestResult) -> dict[str, Any]:
+    """Gross P&L at raw fill prices, slippage charged, fees and net, per symbol and in total.
+
+    From the fills when the result has them (``basis`` "fills"): gross =
+    Σ size × (mark − raw price), slippage = Σ size × (price − raw price),
+    fees = Σ commission, net = Σ size × (mark − price) − fees, where mark is
+    the symbol's last close (it only matters for a position still open).
+    Otherwise (``basis`` "trades") from the closed trades, with slippage
+    unknown (NaN) and inside gross. Raises IntegrityError when gross −
+    slippage − fees differs from net by more than `ATTRIBUTION_TOLERANCE`
+    of the traded notional (a fills table whose columns disagree).
+    """
+    fills = result.fills
+    basis = "trades" if fills is None else "fills"
+    marks = _mark_prices(result)
+    per_symbol: dict[str, dict[str, Any]] = {}
+    if fills is None:
+        for sym, grp in result.trades.groupby("symbol", sort=False):
+            per_symbol[str(sym)] = _attribute_trades(grp)
+    else:
+        for sym, grp in fills.groupby("symbol", sort=False):
+            per_symbol[str(sym)] = _attribute_fills(grp, marks.get(str(sym), math.nan))
+    keys = ("gross_pnl", "slippage", "fees", "net_pnl", "fills", "notional")
+    total = {k: float(sum(row[k] for row in per_symbol.values())) for k in keys}
+    total["fills"] = int(total["fills"])
+    for name, row in [*per_symbol.items(), ("total", total)]:
+        _check_identity(row, name, result)
+    cap = str((result.config.get("broker") or {}).get("slippage_cap") or "bar_range")
+    return {
+        "basis": basis,
+        "total": total,
+        "per_symbol": per_symbol,
+        "slippage": slippage_summary(fills, cap) if fills is not None else {"cap": cap},
+    }
+
+
+def _check_identity(row: dict[str, Any], name: str, result: BacktestResult) -> None:
+    slippage = row["slippage"] if math.isfinite(row["slippage"]) else 0.0
+    gap = row["gross_pnl"] - slippage - row["fees"] - row["net_pnl"]
+    scale = max(1.0, row["notional"])
+    if not abs(gap) <= ATTRIBUTION_TOLERANCE * scale:
+        raise IntegrityError(
+            f"cost attribution of {name}: gross {row['gross_pnl']:.6f} - slippage "
+            f"{slippage:.6f} - fees {row['fees']:.6f} differs from net {row['net_pnl']:.6f} "
+            f"by {gap:.3g}; the fills' slippage column disagrees with their prices",
+            file=FILLS_FILE if result.fills is not None else None,
+            column="slippage",
+            fix="rerun the backtest to record the fills again",
+        )
+
+
 # --------------------------------------------------------------------------- ML diagnostics
 
 
@@ -657,6 +788,7 @@ class Metrics:
     calibration: dict = field(default_factory=dict)
     confusion: dict = field(default_factory=dict)
     feature_importance: dict[str, float] | None = None
+    costs: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -720,6 +852,11 @@ def compute_metrics(
     }
     trading.update(trade_stats(result.trades))
     trading["fees_pct_of_start"] = trading["fees_paid"] / float(eq.iloc[0])
+    costs = cost_attribution(result)
+    trading["gross_pnl_mtm"] = costs["total"]["gross_pnl"]
+    trading["slippage_paid"] = costs["total"]["slippage"]
+    trading["fees_total"] = costs["total"]["fees"]
+    trading["net_pnl_mtm"] = costs["total"]["net_pnl"]
 
     bh = buy_and_hold(result.benchmark, eq.index, float(eq.iloc[0]))
     benchmark: dict[str, Any] = {}
@@ -743,7 +880,7 @@ def compute_metrics(
     trading["beta"] = benchmark.get("beta", math.nan)
 
     outcomes = realised_outcomes(result.records)
-    per_symbol = _per_symbol(result, outcomes)
+    per_symbol = _per_symbol(result, outcomes, costs)
     fi = None
     if result.feature_importance:
         fi = dict(sorted(result.feature_importance.items(), key=lambda kv: -abs(kv[1])))
@@ -757,10 +894,13 @@ def compute_metrics(
         calibration=calibration_table(result, outcomes),
         confusion=confusion_matrix(result, outcomes),
         feature_importance=fi,
+        costs=costs,
     )
 
 
-def _per_symbol(result: BacktestResult, outcomes: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def _per_symbol(
+    result: BacktestResult, outcomes: pd.DataFrame, costs: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     symbols = list(
         dict.fromkeys(
             list(result.symbols)
@@ -780,12 +920,13 @@ def _per_symbol(result: BacktestResult, outcomes: pd.DataFrame) -> dict[str, dic
             "fees_paid": stats["fees_paid"],
             "profit_factor": stats["profit_factor"],
         }
+        # before costs: at the raw fill prices, an open position marked at the last close
+        attributed = costs["per_symbol"].get(sym, {"gross_pnl": 0.0, "slippage": 0.0})
+        row["gross_pnl_mtm"] = attributed["gross_pnl"]
+        row["slippage_paid"] = attributed["slippage"]
         if len(rec):
             pos = rec["position"].to_numpy(float)
             row["exposure"] = float(np.mean(np.abs(pos) > 0))
-            close = rec["close"].to_numpy(float)
-            # mark-to-market P&L of the position held over each bar, before costs
-            row["gross_pnl_mtm"] = float(np.nansum(pos[:-1] * np.diff(close)))
             act = rec[_active(rec)]
             rr = act["realised_return"].to_numpy(float)
             s = np.sign(act["signal"].to_numpy(float))

@@ -7,6 +7,9 @@ the backtest:
 
     equity.csv        timestamp, equity[, cash]
     trades.csv        one row per closed trade (TRADE_COLUMNS first)
+    fills.csv         one row per order execution (FILL_COLUMNS): raw and slipped
+                      price, commission; absent when fills were not recorded
+                      (hand-built results, older mlstrat): they load as None
     records.parquet   one row per bar per symbol (RECORD_COLUMNS first)
     benchmark.parquet close price per symbol (buy-and-hold reference)
     result.json       format version, folds, feature importance, config,
@@ -39,6 +42,7 @@ FORMAT_VERSION = 1
 
 EQUITY_FILE = "equity.csv"
 TRADES_FILE = "trades.csv"
+FILLS_FILE = "fills.csv"
 RECORDS_FILE = "records.parquet"
 BENCHMARK_FILE = "benchmark.parquet"
 RESULT_FILE = "result.json"
@@ -60,6 +64,24 @@ TRADE_COLUMNS: tuple[str, ...] = (
     "exit_reason",
 )
 
+#: Columns of the fills table, in this order. `size` is signed (+ buy, − sell); `raw_price` is
+#: the price before slippage, `price` the executed one; `slippage` = size × (price − raw_price),
+#: the currency amount slippage cost (positive = paid); `nominal_slippage` is the configured
+#: fraction when the broker slips that fill (0 when it does not, e.g. a limit filled at its
+#: limit); `capped` marks slipped fills that paid less than nominal (bar range or limit cap).
+FILL_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "symbol",
+    "size",
+    "raw_price",
+    "price",
+    "commission",
+    "slippage",
+    "nominal_slippage",
+    "capped",
+    "order_type",
+)
+
 #: Columns every records table has, in this order (extra columns such as
 #: `target` or `forward_return` may follow).
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -75,6 +97,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "fold",
 )
 
+_FILL_STR_COLUMNS = ("symbol", "order_type")
 _TRADE_TIME_COLUMNS = ("entry_time", "exit_time")
 _TRADE_STR_COLUMNS = ("symbol", "tier", "exit_reason")
 _RECORD_STR_COLUMNS = ("symbol", "tier")
@@ -83,6 +106,11 @@ _RECORD_STR_COLUMNS = ("symbol", "tier")
 def empty_trades() -> pd.DataFrame:
     """A trades table with the contract's columns and no rows."""
     return _coerce_trades(pd.DataFrame({c: [] for c in TRADE_COLUMNS}))
+
+
+def empty_fills() -> pd.DataFrame:
+    """A fills table with the contract's columns and no rows."""
+    return _coerce_fills(pd.DataFrame({c: [] for c in FILL_COLUMNS}))
 
 
 def empty_records() -> pd.DataFrame:
@@ -97,6 +125,8 @@ class BacktestResult:
     `equity` is the portfolio value per bar after commissions, on a tz-aware
     UTC index; every table is normalised on construction (UTC timestamps,
     float numbers, plain strings) so consumers need not re-check types.
+    `fills` (one row per order execution, `FILL_COLUMNS`) is None when the
+    executions were not recorded; costs are then attributed from the trades.
     """
 
     equity: pd.Series
@@ -110,6 +140,7 @@ class BacktestResult:
     timeframe: str | None = None
     symbols: list[str] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
+    fills: pd.DataFrame | None = None  # None: not recorded (hand-built or older results)
 
     def __post_init__(self) -> None:
         self.equity = _coerce_series(self.equity, "equity")
@@ -124,6 +155,8 @@ class BacktestResult:
         self.benchmark = _coerce_benchmark(self.benchmark)
         self.trades = _coerce_trades(self.trades)
         self.records = _coerce_records(self.records)
+        if self.fills is not None:
+            self.fills = _coerce_fills(self.fills)
         self.folds = [dict(f) for f in (self.folds or [])]
         if self.feature_importance is not None:
             self.feature_importance = {
@@ -161,6 +194,8 @@ class BacktestResult:
         frame.index.name = "timestamp"
         _write_csv(frame.reset_index(), out / EQUITY_FILE)
         _write_csv(self.trades, out / TRADES_FILE)
+        if self.fills is not None:
+            _write_csv(self.fills, out / FILLS_FILE)
         self.records.to_parquet(out / RECORDS_FILE, index=False)
         bench = self.benchmark.copy()
         bench.columns = [str(c) for c in bench.columns]
@@ -211,6 +246,11 @@ class BacktestResult:
             root / TRADES_FILE, time_columns=_TRADE_TIME_COLUMNS, str_columns=_TRADE_STR_COLUMNS
         )
         records = _read_parquet(root / RECORDS_FILE)
+        fills = None
+        if (root / FILLS_FILE).is_file():
+            fills = _read_csv(
+                root / FILLS_FILE, time_columns=("timestamp",), str_columns=_FILL_STR_COLUMNS
+            )
         bench = _read_parquet(root / BENCHMARK_FILE)
         if "timestamp" in bench.columns:
             bench = bench.set_index("timestamp")
@@ -221,6 +261,7 @@ class BacktestResult:
                 benchmark=bench,
                 trades=trades,
                 records=records,
+                fills=fills,
                 folds=list(meta.get("folds") or []),
                 feature_importance=meta.get("feature_importance"),
                 config=dict(meta.get("config") or {}),
@@ -402,6 +443,39 @@ def _coerce_trades(frame: pd.DataFrame | None) -> pd.DataFrame:
     if np.isfinite(held).all():
         out["bars_held"] = held.astype(np.int64)
     return _ordered(out, TRADE_COLUMNS)
+
+
+def _coerce_fills(frame: pd.DataFrame | None) -> pd.DataFrame:
+    if frame is None or (frame.shape[1] == 0 and len(frame) == 0):
+        frame = pd.DataFrame({c: [] for c in FILL_COLUMNS})
+    _require(frame, FILL_COLUMNS, "fills")
+    out = frame.copy()
+    out["timestamp"] = _to_utc(out["timestamp"])
+    for col in FILL_COLUMNS:
+        if col in _FILL_STR_COLUMNS:
+            out[col] = _plain_str(out[col])
+        elif col == "capped":
+            out[col] = _booleans(out[col])
+        elif col != "timestamp":
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return _ordered(out, FILL_COLUMNS)
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    """True/False from bools, 0/1 or the strings CSV gives back; anything else is a SchemaError."""
+    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    out = []
+    for row, v in enumerate(values.tolist()):
+        key = str(v).strip().lower()
+        if key not in mapping:
+            raise SchemaError(
+                f"fill 'capped' must be true or false, got {v!r}",
+                row=row,
+                column="capped",
+                fix="record capped as a boolean",
+            )
+        out.append(mapping[key])
+    return pd.Series(out, index=values.index, dtype=bool)
 
 
 def _coerce_records(frame: pd.DataFrame | None) -> pd.DataFrame:
