@@ -82,7 +82,8 @@ def _yaml_scalar(value: Any) -> str:
     return str(value)
 
 
-_SYNTAX: ContextVar[FixSyntax] = ContextVar("mlstrat_fix_syntax", default=FixSyntax())
+_PYTHON = FixSyntax()
+_SYNTAX: ContextVar[FixSyntax | None] = ContextVar("mlstrat_fix_syntax", default=None)
 
 
 @contextmanager
@@ -97,7 +98,7 @@ def fix_syntax(syntax: FixSyntax) -> Iterator[FixSyntax]:
 
 def current_syntax() -> FixSyntax:
     """The syntax fix hints are written in here (Python unless a CLI or config set another)."""
-    return _SYNTAX.get()
+    return _SYNTAX.get() or _PYTHON
 
 
 class Fix:

@@ -80,7 +80,10 @@ def test_binance_kline_milliseconds(tmp_path):
     assert detect_format(path) == "binance"
     bars = load_bars(path)
     assert_bars(bars)
-    assert bars.attrs == {"symbol": "BTCUSDT", "timeframe": "1h"}
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+    }
 
 
 def test_binance_kline_microseconds(tmp_path):
@@ -165,7 +168,10 @@ def test_freqtrade_feather(tmp_path):
     frame.to_feather(tmp_path / "ADA_USDT-1h.feather")
     bars = load_bars(tmp_path / "ADA_USDT-1h.feather")
     assert_bars(bars)
-    assert bars.attrs == {"symbol": "ADAUSDT", "timeframe": "1h"}
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "ADAUSDT",
+        "timeframe": "1h",
+    }
 
 
 def test_yahoo_uses_close_not_adjusted_close(tmp_path):
@@ -178,7 +184,11 @@ def test_yahoo_uses_close_not_adjusted_close(tmp_path):
     bars = load_bars(path)
     expected = EXPECTED.set_axis(days.as_unit("ns")).assign(volume=[100.0, 64.0, 0.0, 161.0, 28.0])
     assert_bars(bars, expected)
-    assert bars.attrs == {"symbol": None, "timeframe": "1D"}
+    # the ticker comes from the file name (issue 13)
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "SPY",
+        "timeframe": "1D",
+    }
 
 
 @pytest.mark.parametrize(
@@ -281,7 +291,10 @@ def test_fmt_forces_reader(tmp_path):
 def test_explicit_symbol_and_timeframe(tmp_path):
     path = write(tmp_path / "klines.csv", binance_lines(MS))
     bars = load_bars(path, symbol="XBT", timeframe="60min")
-    assert bars.attrs == {"symbol": "XBT", "timeframe": "1h"}
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "XBT",
+        "timeframe": "1h",
+    }
     with pytest.raises(DataError, match="timeframe"):
         load_bars(path, timeframe="2h")
 
@@ -328,7 +341,10 @@ def test_file_sha256_matches_hashlib(tmp_path):
 def test_real_binance_parquet_and_its_gaps():
     bars = load_bars(shared("binance", "BTCUSDT-1h.parquet"))
     assert len(bars) == 73_265
-    assert bars.attrs == {"symbol": "BTCUSDT", "timeframe": "1h"}
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+    }
     assert bars.index[0] == pd.Timestamp("2018-01-01 00:00", tz="UTC")
     assert bars.index[-1] == pd.Timestamp("2026-05-16 18:00", tz="UTC")
     gaps = gap_report(bars)
@@ -351,7 +367,10 @@ def _timed(fn) -> float:
 def test_real_freqtrade_feather_equals_canonical_parquet():
     feather = load_bars(shared("raw", "ADA_USDT-1h.feather"))
     canonical = load_bars(shared("binance", "ADAUSDT-1h.parquet"))
-    assert feather.attrs == {"symbol": "ADAUSDT", "timeframe": "1h"}
+    assert {k: feather.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "ADAUSDT",
+        "timeframe": "1h",
+    }
     assert len(feather) == 70_751
     pd.testing.assert_frame_equal(feather, canonical)
     gaps = gap_report(feather)
@@ -418,4 +437,7 @@ def test_real_candles_round_trip_through_each_text_format(tmp_path, fmt):
     assert detect_format(path) == fmt
     bars = load_bars(path)
     pd.testing.assert_frame_equal(bars, source)
-    assert bars.attrs == {"symbol": "BTCUSDT", "timeframe": "1h"}
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+    }

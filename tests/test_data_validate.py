@@ -271,7 +271,10 @@ def test_validate_bars_canonicalises_a_frame():
     bars = validate_bars(frame)
     assert list(bars.columns) == ["open", "high", "low", "close", "volume"]
     assert (bars.dtypes == "float64").all() and str(bars.index.dtype) == "datetime64[ns, UTC]"
-    assert bars.attrs == {"symbol": "BTCUSDT", "timeframe": "1h"}
+    assert {k: bars.attrs[k] for k in ("symbol", "timeframe")} == {
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+    }
     assert bars["volume"].tolist() == [12.5, 8, 0, 20, 3.5, 4]
 
 

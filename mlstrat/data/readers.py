@@ -13,9 +13,12 @@ Formats (`fmt=`), detected from the extension and the first bytes when `fmt="aut
   by magnitude.
 - ``cdd``: CryptoDataDownload CSV: URL banner line, newest row first, ``unix``/``date``/
   ``symbol`` columns and ``Volume <BASE>``/``Volume <QUOTE>``; the base-asset volume is used.
-- ``yahoo``: ``Date,Open,High,Low,Close,Adj Close,Volume``. Close is the traded close;
-  Adj Close (back-adjusted for splits and dividends) is ignored because it rewrites past
-  prices. Dates are daily bars labelled UTC midnight unless `tz=` names their zone.
+- ``yahoo``: ``Date,Open,High,Low,Close,Adj Close,Volume``. By default Close is the traded
+  close and Adj Close (back-adjusted for splits and dividends, rewritten at every
+  download) is not used; `adjust=True` scales open/high/low/close by Adj Close / Close
+  and volume by its inverse, so returns across splits and dividends are right. Dates are
+  daily bars labelled UTC midnight unless `tz=` names their zone; the symbol is taken
+  from the file name (orcl-1995-2014.txt gives ORCL) unless given.
 
 Epoch timestamps are UTC by definition. Zone-less date strings need `tz=`.
 """
@@ -25,18 +28,23 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
+import stat
+import zlib
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlstrat.data.validate import DUPLICATE_POLICIES, OHLCV, validate_bars
-from mlstrat.errors import ConfigError, DataError
+from mlstrat.data.options import FORMATS, DataOptions, options_doc
+from mlstrat.data.quality import QualityReport, kind_error
+from mlstrat.data.validate import OHLCV, check_bars
+from mlstrat.errors import ConfigError, DataError, Fix, Setting, option_fix
 
-FORMATS = ("parquet", "feather", "json", "csv", "binance", "cdd", "yahoo")
 _TEXT_FORMATS = ("csv", "binance", "cdd", "yahoo")
 _EXTENSIONS = {
     ".parquet": "parquet",
@@ -64,12 +72,15 @@ class RawTable:
     symbol: str | None = None
     default_zone: str | None = None
     time_column: str = "timestamp"
+    fmt: str | None = None
+    adj_close: pd.Series | None = None  # Yahoo's Adj Close, row-aligned with `frame`
+    text_times: pd.DatetimeIndex | None = None  # a second, textual time column (CDD `date`)
 
 
 def file_sha256(path: str | PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    """Hex sha256 of a regular file's bytes, read in 1 MiB chunks (a pipe or device is refused)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(regular_file(path), "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -139,7 +150,7 @@ def detect_format(path: str | PathLike) -> str:
     An extension that contradicts the content (Parquet bytes in a .csv file, text in a
     .parquet file) is a DataError naming the `fmt=` that would read it.
     """
-    path = _existing(path)
+    path = regular_file(path)
     content = _sniff(path)
     name = path.name.lower()
     expected = "json" if name.endswith(".json.gz") else _EXTENSIONS.get(path.suffix.lower())
@@ -169,12 +180,51 @@ def detect_format(path: str | PathLike) -> str:
     return content
 
 
-def _existing(path: str | PathLike) -> Path:
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a directory", "a named pipe (FIFO)", ...); None if regular.
+
+    Reading a pipe or a device such as /dev/zero never ends, so such paths are refused
+    from their `os.stat` mode before anything opens them.
+    """
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def regular_file(path: str | PathLike) -> Path:
+    """`path` if it names an existing regular file (a symlink to one is followed); else DataError.
+
+    Only `os.stat` is called: a directory, FIFO, socket or device is refused without being
+    opened, so it can neither block nor be read without end.
+    """
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=path, fix="check the path and the working directory")
-    if path.is_dir():
-        raise DataError("is a directory, not a file", file=path, fix="pass the path of a data file")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(
+            "file not found", file=path, fix="check the path and the working directory"
+        ) from None
+    except (OSError, ValueError) as exc:  # permission, symlink loop, NUL byte in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DataError(
+            f"cannot access the file ({reason})", file=path, fix="check the path and permissions"
+        ) from None
+    kind = file_kind(mode)
+    if kind is not None:
+        raise DataError(
+            f"is {kind}, not a regular file",
+            file=path,
+            fix="pass the path of a candle file (Parquet, Feather, JSON or CSV)",
+        )
     return path
 
 
@@ -227,6 +277,33 @@ def symbol_from_filename(path: str | PathLike) -> str | None:
     if not all(t.isalnum() and t.isupper() and len(t) >= 2 for t in kept):
         return None
     return "".join(kept)
+
+
+_GENERIC_NAMES = _NOISE | {
+    "prices",
+    "price",
+    "quotes",
+    "history",
+    "export",
+    "download",
+    "sample",
+    "bars",
+    "table",
+    "file",
+    "test",
+}
+
+
+def symbol_for(path: str | PathLike, fmt: str | None) -> str | None:
+    """Symbol named by a file: a pair (`symbol_from_filename`), or for Yahoo and plain CSV
+    files a ticker as the first word of the name (orcl-1995-2014.txt gives ORCL)."""
+    symbol = symbol_from_filename(path)
+    if symbol or fmt not in ("yahoo", "csv"):
+        return symbol
+    first = re.split(r"[-_\s.]+", Path(path).name)[0]
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,9}", first) and first.lower() not in _GENERIC_NAMES:
+        return first.upper()
+    return None
 
 
 def _compact_symbol(text: object) -> str | None:
@@ -288,7 +365,7 @@ def parse_times(values: pd.Series, *, file: Path, column: str) -> pd.DatetimeInd
             if not has_zone.all():
                 row = int(np.flatnonzero(~has_zone)[0])
                 raise DataError(
-                    f"timestamp {text.iloc[row]!r} has no UTC offset while others do",
+                    f"timestamp {_quoted_time(text.iloc[row])} has no UTC offset while others do",
                     file=file,
                     row=row,
                     column=column,
@@ -302,12 +379,26 @@ def parse_times(values: pd.Series, *, file: Path, column: str) -> pd.DatetimeInd
         bad = np.flatnonzero(parsed.isna().to_numpy())
         row = int(bad[0]) if bad.size else 0
         raise DataError(
-            f"cannot parse timestamp {text.iloc[row]!r}",
+            f"cannot parse timestamp {_quoted_time(text.iloc[row])}",
             file=file,
             row=row,
             column=column,
             fix="use ISO 8601 timestamps such as 2024-01-31 13:00:00+00:00",
         ) from None
+
+
+_DATE_LIKE = re.compile(r"[0-9 T:+\-./,Z]{1,40}")
+
+
+def _quoted_time(value: str) -> str:
+    """A bad timestamp cell for a message: quoted only when it is made of date characters.
+
+    A file that is not candles can put anything in a "date" column; its words are not
+    echoed, only their length.
+    """
+    if _DATE_LIKE.fullmatch(value):
+        return repr(value)
+    return f"(a {len(value)}-character value that is not a date)"
 
 
 def _to_utc(raw: RawTable, tz: str | None, file: Path) -> pd.DatetimeIndex:
@@ -324,15 +415,18 @@ def _to_utc(raw: RawTable, tz: str | None, file: Path) -> pd.DatetimeIndex:
                 row=int(raw.rows[pos]),
                 timestamp=times[pos].isoformat(),
                 column=raw.time_column,
-                fix='pass tz="UTC" (or the zone the times were recorded in, '
-                'e.g. tz="Europe/Berlin")',
+                fix=option_fix(
+                    "tz",
+                    "UTC",
+                    note=" (or the zone the times were recorded in, e.g. Europe/Berlin)",
+                ),
             )
         return times
     try:
         local = times.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     except Exception as exc:  # unknown zone names raise several exception types
         raise ConfigError(
-            f"unknown time zone tz={zone!r} ({exc})", fix='use e.g. tz="UTC"'
+            f"unknown time zone {zone!r} ({exc})", fix=option_fix("tz", "UTC")
         ) from None
     lost = np.flatnonzero(np.asarray(local.isna()) & ~np.asarray(times.isna()))
     if lost.size:
@@ -343,7 +437,7 @@ def _to_utc(raw: RawTable, tz: str | None, file: Path) -> pd.DatetimeIndex:
             row=int(raw.rows[pos]),
             timestamp=times[pos].isoformat(),
             column="timestamp",
-            fix='store times in UTC (then pass tz="UTC")',
+            fix=Fix("{} after storing the times in UTC", Setting("tz", "UTC")),
         )
     return local.tz_convert("UTC")
 
@@ -378,9 +472,41 @@ def _time_column(frame: pd.DataFrame, file: Path) -> tuple[pd.Series, str]:
             file=file,
             column="timestamp",
             fix=f"name the time column one of {', '.join(_TIME_COLUMNS)} "
-            f"(found {[str(c) for c in columns]})",
+            f"(found {_describe_columns(columns)})",
         )
     return frame[name].reset_index(drop=True), str(name)
+
+
+_KNOWN_COLUMNS = frozenset((*OHLCV, *_TIME_COLUMNS, "adj close", "symbol", "unix"))
+
+
+def _describe_columns(columns: list) -> str:
+    """The columns found, for a message: known header names spelled out, the rest only counted.
+
+    The first line of a file that is not candles (a key file, a .env) becomes the
+    "header"; its text must not end up in an error message or a log.
+    """
+    known = [str(c).strip() for c in columns if str(c).strip().lower() in _KNOWN_COLUMNS]
+    others = len(columns) - len(known)
+    text = f"{len(columns)} column{'s' if len(columns) != 1 else ''}"
+    if known:
+        text += ": " + ", ".join(known) + (f" and {others} other(s)" if others else "")
+    return text
+
+
+_QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """A parser's complaint without the file content it may quote.
+
+    Quoted fragments (often bytes or a line of the file) become '…'; an undecodable
+    byte is reported by its offset only.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text at byte offset {exc.start}"
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return _QUOTED.sub("'…'", first)[:200]
 
 
 def _table(frame: pd.DataFrame, file: Path, **kw) -> RawTable:
@@ -407,7 +533,7 @@ def _read_columnar(path: Path, fmt: str) -> RawTable:
     except (pa.ArrowException, OSError, ValueError) as exc:
         kind = "Parquet" if fmt == "parquet" else "Feather"
         raise DataError(
-            f"not a readable {kind} file (truncated or corrupt: {str(exc).splitlines()[0]})",
+            f"not a readable {kind} file (truncated or corrupt: {_safe_reason(exc)})",
             file=path,
             fix="re-create or re-download the file",
         ) from None
@@ -422,9 +548,11 @@ def _read_json(path: Path) -> RawTable:
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
             data = json.load(handle)
-    except (OSError, ValueError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # gzip, decoding, syntax
         raise DataError(
-            f"not valid JSON ({exc})", file=path, fix="re-export the file, or " + _FMT_FIX
+            f"not valid JSON ({_json_reason(exc)})",
+            file=path,
+            fix="re-export the file, or " + _FMT_FIX,
         ) from None
     if not isinstance(data, list):
         raise DataError(
@@ -446,6 +574,15 @@ def _read_json(path: Path) -> RawTable:
     return _table(frame, path)
 
 
+def _json_reason(exc: BaseException) -> str:
+    """Why JSON could not be read, by position: json's own message can quote the document."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
+        return "not a complete gzip stream"
+    return _safe_reason(exc)
+
+
 def _read_text(path: Path, *, skiprows: int = 0, header: int | None = 0) -> pd.DataFrame:
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
         lines = [handle.readline() for _ in range(skiprows + 1)]
@@ -461,9 +598,9 @@ def _read_text(path: Path, *, skiprows: int = 0, header: int | None = 0) -> pd.D
         )
     except pd.errors.EmptyDataError:
         raise DataError("file holds no table", file=path, fix="re-export the file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:
         raise DataError(
-            f"cannot read as {sep!r}-separated text ({str(exc).splitlines()[0]})",
+            f"cannot read as {sep!r}-separated text ({_safe_reason(exc)})",
             file=path,
             fix="check the file, or " + _FMT_FIX,
         ) from None
@@ -495,15 +632,28 @@ def _read_cdd(path: Path) -> RawTable:
     base = _base_volume(volumes, symbol)
     renamed = frame.rename(columns={base: "volume"}) if base is not None else frame
     unix = _find(columns, ("unix", "unix timestamp", "timestamp"))
+    date = _find(columns, ("date",))
     if unix is not None:
         renamed = renamed.rename(columns={unix: "timestamp"})
     table = _table(renamed, path, symbol=symbol, default_zone="UTC")
+    if unix is not None and date is not None:
+        table.text_times = _cdd_dates(frame[date])
     if len(table.times) > 1 and table.times[0] > table.times[-1]:  # newest first, as CDD ships
         flip = slice(None, None, -1)
         table.times = table.times[flip]
         table.frame = table.frame.iloc[flip].reset_index(drop=True)
         table.rows = table.rows[flip]
+        if table.text_times is not None:
+            table.text_times = table.text_times[flip]
     return table
+
+
+def _cdd_dates(values: pd.Series) -> pd.DatetimeIndex:
+    """CDD `date` text as UTC times (ISO, or the older "2020-01-01 12-AM"); NaT if neither."""
+    text = values.astype("str").str.strip().reset_index(drop=True)
+    iso = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    hours = pd.to_datetime(text, format="%Y-%m-%d %I-%p", errors="coerce", utc=True)
+    return pd.DatetimeIndex(iso.fillna(hours)).as_unit("ns")
 
 
 def _base_volume(volumes: list, symbol: str | None) -> object | None:
@@ -521,7 +671,10 @@ def _base_volume(volumes: list, symbol: str | None) -> object | None:
 def _read_yahoo(path: Path) -> RawTable:
     frame = _read_text(path)
     adjusted = [c for c in frame.columns if str(c).strip().lower() == "adj close"]
-    return _table(frame.drop(columns=adjusted), path, default_zone="UTC")
+    table = _table(frame.drop(columns=adjusted), path, default_zone="UTC")
+    if adjusted:
+        table.adj_close = frame[adjusted[0]].reset_index(drop=True)
+    return table
 
 
 _READERS = {
@@ -539,51 +692,137 @@ def read_raw(path: str | PathLike, fmt: str = "auto") -> RawTable:
     """Read a file's candles without validating them (see `load_bars`)."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ConfigError(f"unknown fmt={fmt!r}", fix=_FMT_FIX + ' or "auto"')
-    path = _existing(path)
+    path = regular_file(path)
     if fmt == "auto":
         fmt = detect_format(path)
     elif path.stat().st_size == 0:
         raise DataError("file is empty (0 bytes)", file=path, fix="re-export or re-download it")
-    return _READERS[fmt](path)
+    table = _READERS[fmt](path)
+    table.fmt = fmt
+    return table
 
 
-def load_bars(
-    path: str | PathLike,
-    *,
-    symbol: str | None = None,
-    timeframe: str | None = None,
-    fmt: str = "auto",
-    on_duplicate: str = "error",
-    tz: str | None = None,
-    sort: bool = False,
-) -> pd.DataFrame:
+def load_bars(path: str | PathLike, **options: Any) -> pd.DataFrame:
     """Read a candle file into validated Bars (UTC index `timestamp`, float64 OHLCV).
 
-    `fmt` forces a reader (see module docstring); `tz` is the zone of zone-less
-    timestamps (required for them, ignored for epoch or offset-carrying ones);
-    `on_duplicate` is "error", "keep_first" or "keep_last"; `sort=True` sorts
-    out-of-order rows instead of rejecting them. `symbol` defaults to the file's
-    symbol column or name (BTCUSDT-1h.parquet, ADA_USDT-1h.feather), `timeframe` to the
-    modal bar spacing. Errors are DataError naming the file, the first offending data row
-    (0-based, header and banner lines not counted), the column and the fix. Gaps are kept
-    as they are; see `gap_report`.
+    `options` are the data options (`mlstrat.data.options.DataOptions`, listed below):
+    how to read the file (fmt, tz, sort, adjust, symbol, timeframe, calendar) and what
+    to do with each kind of suspect bar (the `on_*` policies). `symbol` defaults to the
+    file's symbol column or name (BTCUSDT-1h.parquet, ADA_USDT-1h.feather,
+    orcl-1995-2014.txt), `timeframe` to the modal bar spacing, `calendar` to the one
+    the bars follow. Errors are DataError naming the file, the first offending data row
+    (0-based, header and banner lines not counted), the column and the fix. The result
+    carries attrs `symbol`, `timeframe`, `calendar` and `quality` (anomaly counts and
+    the policies applied, see `mlstrat.data.quality`). Gaps are kept as they are; see
+    `gap_report`.
+
+    Options:
     """
-    if on_duplicate not in DUPLICATE_POLICIES:
-        raise ConfigError(
-            f"on_duplicate={on_duplicate!r} is not one of {', '.join(DUPLICATE_POLICIES)}",
-            fix='use on_duplicate="error", "keep_first" or "keep_last"',
-        )
-    path = _existing(path)
-    raw = read_raw(path, fmt)
-    times = _to_utc(raw, tz, path)
+    opts = DataOptions.from_kwargs(options)
+    path = regular_file(path)
+    raw = read_raw(path, opts.fmt)
+    times = _to_utc(raw, opts.tz, path)
+    report = QualityReport(opts.policies(), str(path))
+    report.rows_read = len(raw.frame)
     frame = raw.frame.copy()
     frame.index = times
-    return validate_bars(
+    frame, rows = _text_times(raw, frame, raw.rows, opts, report, path)
+    frame = _adjusted(raw, frame, rows, opts, report, path)
+    symbol = opts.symbol or raw.symbol or symbol_for(path, raw.fmt)
+    return check_bars(
         frame,
+        opts.replace(symbol=symbol),
         file=path,
-        on_duplicate=on_duplicate,
-        sort=sort,
-        symbol=symbol or raw.symbol or symbol_from_filename(path),
-        timeframe=timeframe,
-        row_numbers=raw.rows,
+        row_numbers=rows,
+        quality=report,
+        zone=opts.tz or raw.default_zone,
     )
+
+
+load_bars.__doc__ = (load_bars.__doc__ or "") + options_doc() + "\n"
+
+
+def _text_times(
+    raw: RawTable,
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    opts: DataOptions,
+    report: QualityReport,
+    path: Path,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows whose text date disagrees with their epoch time: policy `on_time_mismatch`."""
+    if raw.text_times is None:
+        return frame, rows
+    text = raw.text_times
+    mismatch = np.asarray(text.notna() & (text != frame.index))
+    if not mismatch.any():
+        return frame, rows
+    positions = np.flatnonzero(mismatch)
+    pos = int(positions[0])
+    if opts.on_time_mismatch == "error":
+        problem = (
+            f"the date column says {text[pos].isoformat()} but the unix column says "
+            f"{frame.index[pos].isoformat()}; {positions.size} rows disagree"
+        )
+        stamp = frame.index[pos].isoformat()
+        raise kind_error("time_mismatch", problem, str(path), int(rows[pos]), stamp, "date")
+    stamps = [frame.index[int(p)].isoformat() for p in positions]
+    report.record("time_mismatch", rows[positions], stamps)
+    if opts.on_time_mismatch == "drop":
+        return frame[~mismatch], rows[~mismatch]
+    return frame, rows
+
+
+def _adjusted(
+    raw: RawTable,
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    opts: DataOptions,
+    report: QualityReport,
+    path: Path,
+) -> pd.DataFrame:
+    """Prices scaled by Adj Close / Close (and volume by its inverse) when `adjust=True`."""
+    if raw.adj_close is not None:
+        report.notes["adjust"] = {"adj_close_column": True, "applied": bool(opts.adjust)}
+    if not opts.adjust:
+        return frame
+    if raw.adj_close is None:
+        raise ConfigError(
+            "adjust=True needs an 'Adj Close' column (Yahoo files); this file has none",
+            file=path,
+            fix=option_fix("adjust", False),
+        )
+    positions = _positions(raw, rows)
+    adj_text = raw.adj_close.to_numpy()[positions]
+    adj = pd.to_numeric(pd.Series(adj_text), errors="coerce").to_numpy(dtype="float64")
+    close = pd.to_numeric(frame["close"], errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = adj / close
+    usable = np.isfinite(close) & (close > 0)
+    bad = np.flatnonzero(usable & ~(np.isfinite(ratio) & (ratio > 0)))
+    if bad.size:
+        pos = int(bad[0])
+        raise DataError(
+            "Adj Close is missing, zero or not a number, so the prices cannot be adjusted",
+            file=path,
+            row=int(rows[pos]),
+            timestamp=frame.index[pos].isoformat(),
+            column="Adj Close",
+            fix=option_fix("adjust", False, note=", or repair this row"),
+        )
+    out = frame.copy()
+    ok = np.isfinite(ratio)
+    for name in ("open", "high", "low", "close"):
+        numeric = pd.to_numeric(out[name], errors="coerce")
+        out[name] = out[name].mask(ok, numeric * ratio)
+    out["close"] = out["close"].mask(ok, adj)
+    volume = pd.to_numeric(out["volume"], errors="coerce")
+    out["volume"] = out["volume"].mask(ok, volume / ratio)
+    return out
+
+
+def _positions(raw: RawTable, rows: np.ndarray) -> np.ndarray:
+    """Positions in the raw frame of the given file rows."""
+    lookup = np.empty(int(raw.rows.max()) + 1 if len(raw.rows) else 0, dtype="int64")
+    lookup[raw.rows] = np.arange(len(raw.rows))
+    return lookup[rows]

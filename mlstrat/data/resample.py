@@ -10,11 +10,14 @@ start at UTC midnight whatever the first bar is); "1w" periods open Monday 00:00
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlstrat.data.timeframe import (
+    Calendar,
+    calendar_gaps,
     fixed_nanos,
     infer_timeframe,
     normalize_timeframe,
@@ -106,16 +109,20 @@ def resample(bars: pd.DataFrame, rule: str, *, complete_only: bool = False) -> p
     return out
 
 
-def gap_report(bars: pd.DataFrame, timeframe: str | None = None) -> list[Gap]:
+def gap_report(bars: pd.DataFrame, timeframe: str | None = None, calendar: Any = None) -> list[Gap]:
     """Runs of missing bars between the first and last bar, given the timeframe
     (argument, else `bars.attrs["timeframe"]`, else the modal spacing).
 
-    Calendar time is used: for exchange-hours data (equities, futures) nights and
-    weekends appear as gaps. Nothing is filled.
+    Bars are expected by `calendar` (argument, else `bars.attrs["calendar"]` set by
+    `load_bars`, else 24/7): "business" and "session" calendars do not count weekends
+    (and, for sessions, nights) as gaps. Nothing is filled.
     """
     timeframe = _bars_timeframe(bars, timeframe)
     if timeframe is None or len(bars) < 2:
         return []
+    cal = Calendar.from_value(calendar if calendar is not None else bars.attrs.get("calendar"))
+    if cal.kind != "24/7" and fixed_nanos(timeframe) is not None:
+        return [Gap(*run) for run in calendar_gaps(bars.index.as_unit("ns"), timeframe, cal)]
     index = bars.index.as_unit("ns")
     step = fixed_nanos(timeframe)
     if step is None:

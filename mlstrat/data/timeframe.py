@@ -10,6 +10,9 @@ are "W-MON" (weeks opening Monday 00:00 UTC, as exchanges open weekly candles) o
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -136,3 +139,180 @@ def period_end(starts: pd.DatetimeIndex, timeframe: str) -> pd.DatetimeIndex:
     if alias == "MS":
         return (starts + pd.offsets.MonthBegin(1)).as_unit("ns")
     return (starts + pd.Timedelta(days=7)).as_unit("ns")
+
+
+# ---------------------------------------------------------------- trading calendars
+
+CALENDAR_KINDS = ("24/7", "business", "session")
+_DAY_NS = _NS["D"]
+_WEEKEND_SHARE = 0.005  # stray weekend bars tolerated in weekday-only data
+_REGULAR_SLOT = 0.2  # a time of day is in the session if bars open there on >= 20% of days
+_FULL_DAY = 0.9  # weekday data with bars in >= 90% of a day's slots trades around the clock
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """When bars are expected: every day ("24/7"), on weekdays ("business") or on weekdays
+    within the file's own trading hours ("session"), judged in local time `zone`.
+
+    `session` holds runs of bar open times ("HH:MM", inclusive) of a session day, e.g.
+    (("09:05", "17:30"),) for 5-minute bars of an exchange open 09:00-17:30.
+    """
+
+    kind: str = "24/7"
+    zone: str = "UTC"
+    session: tuple[tuple[str, str], ...] = ()
+    inferred: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Small JSON form (kept in bars.attrs["calendar"])."""
+        out: dict[str, Any] = {"kind": self.kind, "zone": self.zone, "inferred": self.inferred}
+        if self.session:
+            out["session"] = [list(run) for run in self.session]
+        return out
+
+    @classmethod
+    def from_value(cls, value: Calendar | Mapping[str, Any] | str | None) -> Calendar:
+        """A Calendar from itself, its dict form or a bare kind ("24/7", "business")."""
+        if isinstance(value, Calendar):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, str):
+            return cls(kind=value, inferred=False)
+        session = tuple(tuple(run) for run in value.get("session") or ())
+        return cls(
+            value.get("kind", "24/7"),
+            value.get("zone", "UTC"),
+            session,
+            value.get("inferred", True),
+        )
+
+    def describe(self) -> str:
+        """One line for `data inspect`, e.g. "business (weekdays, inferred)"."""
+        how = "inferred" if self.inferred else "given"
+        if self.kind == "24/7":
+            return f"24/7 (every day, {how})"
+        if self.kind == "business":
+            return f"business (weekdays, all day, {self.zone}, {how})"
+        runs = ", ".join(f"{a}-{b}" if a != b else a for a, b in self.session)
+        return f"session (weekdays, bars opening {runs} {self.zone}, {how})"
+
+
+def _local(index: pd.DatetimeIndex, zone: str) -> pd.DatetimeIndex:
+    return index.tz_convert(zone) if index.tz is not None else index.tz_localize(zone)
+
+
+def _minutes(local: pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray(local.hour * 60 + local.minute, dtype="int64")
+
+
+def _runs(minutes: np.ndarray, step_min: int) -> tuple[tuple[str, str], ...]:
+    """Consecutive slots (step apart) as ("HH:MM", "HH:MM") runs."""
+    if minutes.size == 0:
+        return ()
+    cuts = np.flatnonzero(np.diff(minutes) != step_min) + 1
+    text = [f"{m // 60:02d}:{m % 60:02d}" for m in minutes]
+    starts, ends = np.r_[0, cuts], np.r_[cuts - 1, minutes.size - 1]
+    return tuple((text[a], text[b]) for a, b in zip(starts, ends, strict=True))
+
+
+def infer_calendar(
+    index: pd.DatetimeIndex, timeframe: str | None, zone: str | None = None
+) -> Calendar:
+    """The calendar the bars follow: 24/7 if weekends hold bars, else business or session.
+
+    Data that does not span a whole weekend is taken as 24/7 (no evidence otherwise).
+    Daily bars on weekdays only are "business". Intraday bars on weekdays only are
+    "business" when they fill (nearly) every slot of the day, else "session" with the
+    times of day where bars open on at least a fifth of the trading days. `zone` is the
+    local zone the file was recorded in (its `tz`), UTC by default.
+    """
+    zone = zone or "UTC"
+    step = fixed_nanos(timeframe) if timeframe else None
+    if step is None or len(index) < 2 or step > _DAY_NS:
+        return Calendar("24/7", zone)
+    local = _local(index, zone)
+    weekend = np.asarray(local.day_of_week >= 5)
+    if weekend.mean() > _WEEKEND_SHARE or not _spans_a_weekend(local):
+        return Calendar("24/7", zone)
+    if step == _DAY_NS or _DAY_NS % step != 0:
+        return Calendar("business", zone)
+    regular = _regular_slots(local)
+    if regular.size >= _FULL_DAY * (_DAY_NS // step):
+        return Calendar("business", zone)
+    return Calendar("session", zone, _runs(regular, int(step // 60_000_000_000)))
+
+
+def _spans_a_weekend(local: pd.DatetimeIndex) -> bool:
+    """Whether a whole Saturday and Sunday lie between the first and last bar: only then
+    does the absence of weekend bars say anything about the market's calendar."""
+    first, last = local[0].normalize(), local[-1].normalize()
+    saturday = first + pd.Timedelta(days=(5 - first.day_of_week) % 7)
+    return saturday + pd.Timedelta(days=2) <= last + pd.Timedelta(days=1)
+
+
+def _regular_slots(local: pd.DatetimeIndex) -> np.ndarray:
+    """Minutes of the day where bars open on at least a fifth of the days with bars."""
+    minutes = _minutes(local)
+    n_days = np.unique(np.asarray(local.normalize().asi8)).size
+    slots, counts = np.unique(minutes, return_counts=True)
+    return slots[counts >= _REGULAR_SLOT * n_days]
+
+
+def session_calendar(
+    index: pd.DatetimeIndex, timeframe: str | None, zone: str | None = None
+) -> Calendar:
+    """A "session" calendar (chosen, not inferred) with the trading hours found in the bars."""
+    zone = zone or "UTC"
+    step = fixed_nanos(timeframe) if timeframe else None
+    if step is None or step >= _DAY_NS or len(index) < 2:
+        return Calendar("business", zone, inferred=False)
+    regular = _regular_slots(_local(index, zone))
+    return Calendar("session", zone, _runs(regular, int(step // 60_000_000_000)), inferred=False)
+
+
+def _session_minutes(calendar: Calendar, step_min: int) -> np.ndarray:
+    out = []
+    for start, end in calendar.session:
+        a = int(start[:2]) * 60 + int(start[3:])
+        b = int(end[:2]) * 60 + int(end[3:])
+        out.append(np.arange(a, b + 1, step_min))
+    return np.concatenate(out) if out else np.arange(0, 1440, step_min)
+
+
+def expected_times(index: pd.DatetimeIndex, timeframe: str, calendar: Calendar) -> pd.DatetimeIndex:
+    """Bar open times the calendar expects between the first and last bar (UTC)."""
+    step = fixed_nanos(timeframe)
+    first, last = index[0], index[-1]
+    if step == _DAY_NS:
+        # Daily bars keep their local time of day; the expected days are local weekdays.
+        local = _local(index, calendar.zone)
+        offset = local[0] - local[0].normalize()
+        days = pd.date_range(local[0].normalize(), local[-1].normalize(), freq="D")
+        days = days[np.asarray(days.day_of_week < 5)] + offset
+        return days.tz_convert("UTC").as_unit("ns")
+    grid = pd.date_range(first, last, freq=pd.Timedelta(step, unit="ns")).as_unit("ns")
+    local = _local(grid, calendar.zone)
+    keep = np.asarray(local.day_of_week < 5)
+    if calendar.kind == "session":
+        allowed = _session_minutes(calendar, int(step // 60_000_000_000))
+        keep &= np.isin(_minutes(local), allowed)
+    return grid[keep]
+
+
+def calendar_gaps(
+    index: pd.DatetimeIndex, timeframe: str, calendar: Calendar
+) -> list[tuple[pd.Timestamp, pd.Timestamp, int]]:
+    """Runs of expected bars that are absent: (first missing, where data resumes, count)."""
+    if len(index) < 2 or fixed_nanos(timeframe) is None:
+        return []
+    expected = expected_times(index, timeframe, calendar)
+    absent = ~expected.isin(index)
+    edges = np.diff(np.r_[0, absent.astype("int8"), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = []
+    for a, b in zip(starts, stops, strict=True):
+        resume = expected[b] if b < len(expected) else index[-1]
+        out.append((expected[a], resume, int(b - a)))
+    return out
