@@ -7,8 +7,10 @@
 Sections (every key is optional unless marked; unknown keys are errors):
 
     name, seed, n_jobs, backend (loky | dask), scheduler, cache_dir
-    data:        files (required: list of {path, symbol, timeframe, format,
-                 on_duplicate, tz, minute_path} or plain paths), start, end
+    data:        files (required: list of {path, symbol, minute_path and the data
+                 options of mlstrat.data.options: timeframe, format, tz, sort,
+                 calendar, adjust, on_duplicate, on_spike, ...} or plain paths),
+                 start, end
     features:    set, version, targets
     predictors:  (required) list of {name, predictor, params, target, features, thresholds}
     walkforward: train, test, step, purge, embargo, validation, expanding, min_train
@@ -28,21 +30,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
-import hashlib
 import inspect
-import json
-from collections.abc import Mapping, Sequence
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlstrat.errors import ConfigError, MlstratError
+from mlstrat.data.options import config_keys
+from mlstrat.errors import ConfigError, DataError, MlstratError
 
 BACKENDS = ("loky", "dask")
 FILLS = ("next_open", "close")
-DUPLICATE_POLICIES = ("error", "keep_first", "keep_last")
 COLUMN_CHOICES = ("predictions", "all")
 SIGNAL_TASKS = ("direction", "three_class", "regression")
 #: Target column prefix each task learns from, and a target spec to suggest.
@@ -77,8 +80,17 @@ TOP_KEYS = (
     "report",
 )
 DATA_KEYS = ("files", "start", "end")
-FILE_KEYS = ("path", "symbol", "timeframe", "format", "on_duplicate", "tz", "minute_path")
+#: Keys of one data file: its path, symbol and minute data, then one per data option
+#: (`mlstrat.data.options.DataOptions`, the declaration every interface shares).
+FILE_KEYS = (
+    "path",
+    "symbol",
+    *(key for key in config_keys().values() if key != "symbol"),
+    "minute_path",
+)
 FEATURE_KEYS = ("set", "version", "targets")
+#: A run name is a folder name under reports/: no separators, no "..", no hidden names.
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 PREDICTOR_KEYS = ("name", "predictor", "params", "target", "features", "thresholds")
 WALKFORWARD_KEYS = (
     "train",
@@ -110,15 +122,62 @@ THRESHOLD_KEYS = ("low", "high", "step", "objective", "min_signals", "fallback",
 
 @dataclass(frozen=True)
 class DataFile:
-    """One candle file and how to read it (`mlstrat.data.load_bars` options)."""
+    """One candle file and how to read it: `options` are its data options (a
+    `mlstrat.data.options.DataOptions`, symbol left to `symbol`); `key` is where the file
+    sits in the configuration, so fix hints name the key to change."""
 
     path: Path
     symbol: str
-    timeframe: str | None = None
-    format: str = "auto"
-    on_duplicate: str = "error"
-    tz: str | None = None
     minute_path: Path | None = None
+    options: Any = None  # DataOptions; None means the defaults (imported lazily)
+    key: str = "data.files[0]"
+
+    def __post_init__(self) -> None:
+        if self.options is None:
+            from mlstrat.data.options import DataOptions
+
+            object.__setattr__(self, "options", DataOptions())
+
+    @property
+    def timeframe(self) -> str | None:
+        return self.options.timeframe
+
+    @property
+    def format(self) -> str:
+        return self.options.fmt
+
+    @property
+    def on_duplicate(self) -> str:
+        return self.options.on_duplicate
+
+    @property
+    def tz(self) -> str | None:
+        return self.options.tz
+
+    def load_options(self) -> dict[str, Any]:
+        """Every `load_bars` keyword for this file (JSON-able: also a cache-key part)."""
+        return self.options.replace(symbol=self.symbol).as_dict()
+
+    def load(self) -> Any:
+        """The file's Bars; a bad file's fix names this file's configuration keys."""
+        from mlstrat.data import load_bars
+        from mlstrat.data.options import config_syntax
+        from mlstrat.errors import fix_syntax
+
+        with fix_syntax(config_syntax(self.key)):
+            return load_bars(self.path, **self.load_options())
+
+    def load_minutes(self) -> Any:
+        """The 1-minute Bars of `minute_path` (same options, timeframe inferred), or None."""
+        if self.minute_path is None:
+            return None
+        from mlstrat.data import load_bars
+        from mlstrat.data.options import config_syntax
+        from mlstrat.errors import fix_syntax
+
+        options = self.options.replace(symbol=self.symbol, timeframe=None).as_dict()
+        with fix_syntax(config_syntax(self.key)):
+            return load_bars(self.minute_path, **options)
 
 
 @dataclass(frozen=True)
@@ -280,18 +339,7 @@ class RunConfig:
             "scheduler": self.scheduler,
             "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
             "data": {
-                "files": [
-                    {
-                        "path": str(f.path),
-                        "symbol": f.symbol,
-                        "timeframe": f.timeframe,
-                        "format": f.format,
-                        "on_duplicate": f.on_duplicate,
-                        "tz": f.tz,
-                        "minute_path": None if f.minute_path is None else str(f.minute_path),
-                    }
-                    for f in self.data.files
-                ],
+                "files": [_data_file_dict(f) for f in self.data.files],
                 "start": self.data.start,
                 "end": self.data.end,
             },
@@ -369,6 +417,18 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
+def _data_file_dict(f: DataFile) -> dict[str, Any]:
+    """A data file as configuration keys: path, symbol, minute_path and every data option."""
+    from mlstrat.data.options import config_key
+
+    out: dict[str, Any] = {"path": str(f.path), "symbol": f.symbol}
+    out["minute_path"] = None if f.minute_path is None else str(f.minute_path)
+    for name, value in f.options.as_dict().items():
+        if name != "symbol":
+            out[config_key(name)] = value
+    return out
+
+
 def _plain(obj: Any) -> Any:
     """Tuples → lists, recursively, so params survive YAML and JSON unchanged."""
     if isinstance(obj, Mapping):
@@ -378,13 +438,19 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def content_hash(obj: Any, length: int = 16) -> str:
-    """Stable hex digest of a JSON-able object (keys sorted): the cache key of a stage."""
-    text = json.dumps(_plain(obj), sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
 # ---------------------------------------------------------------------------- loading
+
+#: Largest configuration file (and ``--set`` value) read. Configs are a few KiB, so a
+#: bigger file is refused before a byte of it is parsed.
+MAX_CONFIG_BYTES = 1 << 20
+#: Alias uses (``*name``) allowed in one YAML document.
+MAX_YAML_ALIASES = 1_000
+#: Nesting depth of mappings and lists, counted with aliases expanded.
+MAX_YAML_DEPTH = 64
+#: Size of a document with every alias expanded: one per node plus one per character of
+#: each scalar. Twice the file limit, so a file without aliases never reaches it.
+MAX_YAML_EXPANDED = 2 * MAX_CONFIG_BYTES
+_SMALL_FIX = "a run configuration is a few KiB of plain values: no deep nesting, few aliases"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -412,6 +478,200 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+class _BoundedLoader(_UniqueKeyLoader):
+    """The config loader: unique keys, and limits that make alias bombs and deep nesting fail fast.
+
+    An alias shares its anchor's node, so a few lines can stand for billions of values
+    that anything walking the result (hashing, copying, dumping) would expand. Aliases and
+    depth are counted while composing; the document is measured with aliases expanded
+    before a single value is constructed.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise _limit_error(
+                    f"more than {MAX_YAML_ALIASES} aliases (*name)", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise _limit_error(
+                    f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # The scanner looks up to 1024 characters ahead per open bracket; stopping at the
+        # depth limit here keeps "[[[[..." from costing a second before the composer sees it.
+        super().fetch_flow_collection_start(token_class)
+        if self.flow_level > MAX_YAML_DEPTH:
+            raise _limit_error(f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark())
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        found = _oversize(node, _node_children, _node_weight)
+        if found is not None:
+            raise _limit_error(found[0], found[1].start_mark)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ConfigError:
+            raise
+        except (ValueError, OverflowError) as exc:  # a date 2025-13-45, a 5000-digit integer
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise ConfigError(
+                f"cannot read this {kind} value ({str(exc).split(';')[0]})",
+                row=node.start_mark.line + 1,
+                fix="correct it, or quote it to keep it as text",
+            ) from None
+
+
+def _limit_error(problem: str, mark: Any) -> ConfigError:
+    return ConfigError(f"YAML {problem}", row=mark.line + 1, fix=_SMALL_FIX)
+
+
+def _oversize(
+    root: Any, children: Callable[[Any], list[Any]], weight: Callable[[Any], int]
+) -> tuple[str, Any] | None:
+    """Why a structure is unsafe to walk, and the innermost part at fault; None if it is fine.
+
+    Shared parts (YAML aliases, one Python list placed twice) count every time they
+    appear, as they do for anything that hashes, copies or dumps the structure; a part
+    that contains itself is refused. Iterative, memoised per object: linear in the
+    number of distinct parts however large the expansion.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id → (expanded size, depth)
+    opened: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        item, closing = stack.pop()
+        key = id(item)
+        if closing:
+            opened.discard(key)
+            parts = [measured[id(c)] for c in children(item)]
+            size = weight(item) + sum(p[0] for p in parts)
+            depth = 1 + max((p[1] for p in parts), default=0)
+            if size > MAX_YAML_EXPANDED:
+                return f"too large once aliases are expanded (over {MAX_YAML_EXPANDED:,})", item
+            if depth > MAX_YAML_DEPTH:
+                return f"nested deeper than {MAX_YAML_DEPTH} levels once aliases expand", item
+            measured[key] = (size, depth)
+        elif key in opened:
+            return "contains itself (an alias inside its own anchor)", item
+        elif key not in measured:
+            opened.add(key)
+            stack.append((item, True))
+            stack.extend((c, False) for c in children(item))
+    return None
+
+
+def _node_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _node_weight(node: yaml.Node) -> int:
+    return 1 + len(node.value) if isinstance(node, yaml.ScalarNode) else 1
+
+
+def _value_children(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return [*value.keys(), *value.values()]
+    return list(value) if isinstance(value, (list, tuple, set, frozenset)) else []
+
+
+def _value_weight(value: Any) -> int:
+    return 1 + len(value) if isinstance(value, (str, bytes)) else 1
+
+
+def load_yaml_text(text: str, file: str | Path | None = None) -> Any:
+    """Parse configuration YAML within the limits above; a problem is a ConfigError naming the line.
+
+    Configuration files and each ``--set`` value go through here, so both are bounded
+    alike: at most MAX_CONFIG_BYTES of text, MAX_YAML_ALIASES aliases, MAX_YAML_DEPTH
+    levels and MAX_YAML_EXPANDED once aliases are expanded.
+    """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"YAML text longer than {MAX_CONFIG_BYTES // 1024} KiB", file=file, fix=_SMALL_FIX
+        )
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, file=file, row=exc.row, fix=exc.fix) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        row = None if mark is None else mark.line + 1
+        if isinstance(exc, yaml.reader.ReaderError):  # a control character: located by offset
+            row = text.count("\n", 0, exc.position) + 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"not valid YAML: {problem}",
+            file=file,
+            row=row,
+            fix="check indentation and quoting around that line",
+        ) from None
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of a configuration file: a regular file of at most MAX_CONFIG_BYTES of UTF-8.
+
+    The file is opened without blocking and checked with fstat before a byte is read, so
+    a directory, FIFO or device (/dev/zero) is refused at once.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError("configuration file not found", file=path, fix="check the path") from None
+    except (OSError, ValueError) as exc:  # permission, symlink loop, socket, NUL in the name
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot open the configuration file ({reason})",
+            file=path,
+            fix="pass the path of a readable YAML file",
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            from mlstrat.data.readers import file_kind
+
+            raise ConfigError(
+                f"is {file_kind(info.st_mode)}, not a regular file",
+                file=path,
+                fix="pass the path of a YAML file",
+            )
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1) if info.st_size <= MAX_CONFIG_BYTES else b""
+    finally:
+        os.close(fd)
+    if info.st_size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"configuration file is larger than {MAX_CONFIG_BYTES // 1024} KiB",
+            file=path,
+            fix="a run configuration is a few KiB: check that this is the right file",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte offset {exc.start})", file=path, fix="save the file as UTF-8"
+        ) from None
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Read and validate a YAML run configuration (relative paths: from the file's directory).
 
@@ -419,31 +679,24 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     e.g. ``{"data.start": "2025-01-01", "predictors[0].params.n_estimators": 20}``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("configuration file not found", file=path, fix="check the path")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except ConfigError as exc:
-        raise ConfigError(exc.problem, file=path, row=exc.row, fix=exc.fix) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"not valid YAML: {problem}",
-            file=path,
-            row=None if mark is None else mark.line + 1,
-            fix="check indentation and quoting around that line",
-        ) from None
+    raw = load_yaml_text(_read_config_text(path), file=path)
     if overrides:
         raw = apply_overrides(raw, overrides)
     return parse_config(raw, base=path.resolve().parent, source=path)
 
 
 def apply_overrides(raw: Any, overrides: Mapping[str, Any]) -> Any:
-    """A deep copy of ``raw`` with each dotted/indexed key path set to its value."""
+    """A deep copy of ``raw`` with each dotted/indexed key path set to its value.
+
+    Each value is held to the limits of a configuration file (size with shared parts
+    expanded, depth, no cycles), whether it came from ``--set`` or from Python.
+    """
     import copy
 
+    for key, value in overrides.items():
+        found = _oversize(value, _value_children, _value_weight)
+        if found is not None:
+            raise ConfigError(f"override {key!r}: value {found[0]}", fix=_SMALL_FIX)
     out = copy.deepcopy(raw) if raw is not None else {}
     for key, value in overrides.items():
         parts = _split_path(key)
@@ -476,7 +729,13 @@ def _split_path(key: str) -> list[str | int]:
         if name:
             parts.append(name)
         for index in indices:
-            parts.append(int(index.rstrip("]")))
+            number = index.rstrip("]")
+            if not number.isdigit():
+                raise ConfigError(
+                    f"override {key!r}: list index [{number}] is not a number",
+                    fix="e.g. predictors[0].params.max_depth=4",
+                )
+            parts.append(int(number))
     if not parts:
         raise ConfigError(f"empty override key {key!r}")
     return parts
@@ -590,17 +849,34 @@ class _Parser:
 
     def path(self, value: Any, path: str, must_exist: bool = True) -> Path:
         text = self.string(value, path)
-        resolved = Path(text).expanduser()
-        if not resolved.is_absolute():
-            resolved = self.base / resolved
-        resolved = resolved.resolve()
-        if must_exist and not resolved.exists():
+        try:
+            resolved = Path(text).expanduser()
+            if not resolved.is_absolute():
+                resolved = self.base / resolved
+            resolved = resolved.resolve()
+            exists = resolved.exists()
+        except (OSError, RuntimeError, ValueError) as exc:  # symlink loop, NUL byte, no access
+            raise self.error(
+                path, f"unusable path ({exc})", "check the path and its permissions"
+            ) from None
+        if must_exist and not exists:
             raise self.error(
                 path,
                 f"file not found: {resolved}",
                 "paths are relative to the configuration file's directory",
             )
         return resolved
+
+    def regular_path(self, value: Any, path: str, fix: str | None = None) -> Path:
+        """An existing regular file: a directory, FIFO or device is refused without opening it."""
+        from mlstrat.data.readers import regular_file
+
+        file = self.path(value, path)
+        try:
+            regular_file(file)
+        except DataError as exc:
+            raise self.error(path, f"{exc.problem} ({file})", fix or exc.fix) from None
+        return file
 
     def timestamp(self, value: Any, path: str) -> str | None:
         if value is None:
@@ -632,6 +908,12 @@ class _Parser:
             if required not in top:
                 raise self.error(required, "missing (required)", f"sections: {_allowed(TOP_KEYS)}")
         name = self.string(top.get("name", self.source.stem if self.source else "run"), "name")
+        if not RUN_NAME.fullmatch(name or ""):
+            raise self.error(
+                "name",
+                f"{name!r} is not a plain run name (it names the folder reports/<name>)",
+                "use letters, digits, '.', '_' and '-', not starting with '.'",
+            )
         seed = self.integer(top.get("seed", 42), "seed", minimum=0)
         n_jobs = self.integer(top.get("n_jobs", -1), "n_jobs")
         if n_jobs == 0 or n_jobs < -1:
@@ -652,10 +934,32 @@ class _Parser:
         sizing_raw = self.mapping(top.get("sizing"), "sizing", SIZING_KEYS)
         vol_name = self.string(sizing_raw.get("volatility"), "sizing.volatility", optional=True)
         predictors = self.predictors(top["predictors"], features, vol_name)
-        strategy = self.strategy(top.get("strategy"), features)
-        sizing = self.sizing(sizing_raw, strategy, predictors)
+        if all(p.name == vol_name for p in predictors):
+            raise self.error(
+                "predictors",
+                "no predictor left to trade (the only one is the volatility source)",
+                "add a direction, three_class or regression predictor",
+            )
+        strategy_raw = self.mapping(top.get("strategy"), "strategy", STRATEGY_KEYS)
+        strategy_spec = self.code_spec(
+            strategy_raw.get("class", StrategyConfig.cls), "strategy.class"
+        )
+        columns = self.strategy_columns(strategy_raw.get("columns", "predictions"), features)
+        self.loose_mapping(strategy_raw.get("params"), "strategy.params")
+        sizer_spec = self.code_spec(sizing_raw.get("class"), "sizing.class", optional=True)
+        sizer_params = self.loose_mapping(sizing_raw.get("params"), "sizing.params")
+        if vol_name is not None and "target_vol" not in sizer_params:
+            raise self.error(
+                "sizing.params.target_vol",
+                "missing: sizing.volatility is set but volatility targeting is off",
+                "set target_vol (e.g. 0.5 annualised with periods_per_year: 8760)",
+            )
         broker = self.broker(top.get("broker"))
         report = self.report(top.get("report"))
+        # Strategy and sizer files are code that runs: import them only now that every
+        # other key is valid, and once each.
+        strategy, strategy_cls = self.strategy(strategy_raw, strategy_spec, columns)
+        sizing = self.sizing(sizing_raw, sizer_spec, strategy_cls, vol_name)
         config = RunConfig(
             name=name,
             data=data,
@@ -673,12 +977,6 @@ class _Parser:
             cache_dir=cache_dir,
             source=self.source,
         )
-        if not config.signal_predictors:
-            raise self.error(
-                "predictors",
-                "no predictor left to trade (the only one is the volatility source)",
-                "add a direction, three_class or regression predictor",
-            )
         return config
 
     def data(self, raw: Any) -> DataConfig:
@@ -706,17 +1004,21 @@ class _Parser:
         return DataConfig(tuple(files), start, end)
 
     def data_file(self, raw: Any, path: str) -> DataFile:
-        from mlstrat.data import FORMATS
-        from mlstrat.data.readers import symbol_from_filename
+        from mlstrat.data.options import DataOptions
 
         if isinstance(raw, str):
             raw = {"path": raw}
         item = self.mapping(raw, path, FILE_KEYS)
         if "path" not in item:
             raise self.error(_join(path, "path"), "missing (required)")
-        file = self.path(item["path"], _join(path, "path"))
+        file = self.regular_path(item["path"], _join(path, "path"))
+        values = self.data_options(item, path)
+        try:
+            options = DataOptions(**values)
+        except ConfigError as exc:
+            raise self.wrap(path, exc) from None
         symbol = self.string(item.get("symbol"), _join(path, "symbol"), optional=True)
-        symbol = symbol or symbol_from_filename(file)
+        symbol = symbol or self.file_symbol(file, options.fmt)
         if not symbol:
             raise self.error(
                 _join(path, "symbol"),
@@ -727,23 +1029,47 @@ class _Parser:
             raise self.error(
                 _join(path, "symbol"), f"{symbol!r} must be letters, digits and _ only"
             )
-        timeframe = self.string(item.get("timeframe"), _join(path, "timeframe"), optional=True)
-        if timeframe is not None:
+        minute = None
+        if item.get("minute_path") is not None:
+            minute = self.regular_path(item["minute_path"], _join(path, "minute_path"))
+        return DataFile(file, symbol, minute, options, path)
+
+    def data_options(self, item: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """The data options a file's mapping sets, checked against their declaration."""
+        from mlstrat.data.options import option_from_key, option_help
+
+        values: dict[str, Any] = {}
+        for key, value in item.items():
+            name = option_from_key(key)
+            if name is None or name == "symbol":
+                continue
+            where = _join(path, key)
+            _, choices, kind = option_help(name)
+            if kind is bool:
+                values[name] = self.boolean(value, where)
+            elif choices:
+                values[name] = self.choice(value, where, choices)
+            else:
+                values[name] = self.string(value, where, optional=True)
+        if values.get("timeframe") is not None:
             from mlstrat.data import normalize_timeframe
 
             try:
-                timeframe = normalize_timeframe(timeframe)
+                values["timeframe"] = normalize_timeframe(values["timeframe"])
             except ConfigError as exc:
                 raise self.wrap(_join(path, "timeframe"), exc) from None
-        fmt = self.choice(item.get("format", "auto"), _join(path, "format"), ("auto", *FORMATS))
-        dup = self.choice(
-            item.get("on_duplicate", "error"), _join(path, "on_duplicate"), DUPLICATE_POLICIES
-        )
-        tz = self.string(item.get("tz"), _join(path, "tz"), optional=True)
-        minute = None
-        if item.get("minute_path") is not None:
-            minute = self.path(item["minute_path"], _join(path, "minute_path"))
-        return DataFile(file, symbol, timeframe, fmt, dup, tz, minute)
+        return values
+
+    def file_symbol(self, file: Path, fmt: str) -> str | None:
+        """The symbol a file's name (or, for Yahoo/CSV, its first word) gives; None if none."""
+        from mlstrat.data.readers import detect_format, symbol_for
+
+        if fmt == "auto":
+            try:
+                fmt = detect_format(file)
+            except MlstratError:
+                return symbol_for(file, None)
+        return symbol_for(file, fmt)
 
     def features(self, raw: Any, data: DataConfig) -> FeaturesConfig:
         from mlstrat.features import get_feature_set, list_feature_sets, parse_targets
@@ -1002,62 +1328,89 @@ class _Parser:
                 )
         return tuple(names)
 
-    def strategy(self, raw: Any, features: FeaturesConfig) -> StrategyConfig:
-        from mlstrat.backtest import load_strategy
+    def code_spec(self, value: Any, key: str, optional: bool = False) -> str | None:
+        """A class spec ``FILE.py:Class`` or ``module:Class``, checked without running any code."""
+        spec = self.string(value, key, optional=optional)
+        if spec is None:
+            return None
+        target, sep, attr = spec.rpartition(":")
+        if not sep or not target or not attr.isidentifier():
+            raise self.error(
+                key,
+                f"{spec!r} is not of the form FILE.py:Class or module:Class",
+                "e.g. strategies/tiered_long_short.py:TieredLongShort",
+            )
+        if target.endswith(".py"):
+            self.regular_path(target, key, "give the path of a Python file")
+        return spec
 
-        s = self.mapping(raw, "strategy", STRATEGY_KEYS)
-        spec = self.string(s.get("class", StrategyConfig.cls), "strategy.class")
-        try:
-            cls = load_strategy(spec, base=str(self.base))
-        except ConfigError as exc:
-            raise self.wrap("strategy.class", exc) from None
-        params = self.mapping(s.get("params"), "strategy.params", _bt_params(cls))
-        columns = s.get("columns", "predictions")
+    def loose_mapping(self, value: Any, path: str) -> dict[str, Any]:
+        """A mapping whose keys are checked later, against a class not imported yet."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"expected a mapping, got {type(value).__name__}")
+        return dict(value)
+
+    def strategy_columns(self, columns: Any, features: FeaturesConfig) -> str | tuple[str, ...]:
         if isinstance(columns, str):
-            columns = self.choice(columns, "strategy.columns", COLUMN_CHOICES)
-        elif isinstance(columns, list):
-            columns = tuple(self.string(c, f"strategy.columns[{i}]") for i, c in enumerate(columns))
-            from mlstrat.features import get_feature_set
-
-            main = get_feature_set(features.set, features.version).feature_names
-            if main is not None:
-                for i, c in enumerate(columns):
-                    if c not in main and c not in features.target_columns:
-                        raise self.error(
-                            f"strategy.columns[{i}]", f"{c!r} is not a column of the feature feed"
-                        )
-        else:
+            return self.choice(columns, "strategy.columns", COLUMN_CHOICES)
+        if not isinstance(columns, list):
             raise self.error(
                 "strategy.columns",
                 f"expected {_allowed(COLUMN_CHOICES)} or a list of columns, got {columns!r}",
             )
+        columns = tuple(self.string(c, f"strategy.columns[{i}]") for i, c in enumerate(columns))
+        from mlstrat.features import get_feature_set
+
+        main = get_feature_set(features.set, features.version).feature_names
+        if main is not None:
+            for i, c in enumerate(columns):
+                if c not in main and c not in features.target_columns:
+                    raise self.error(
+                        f"strategy.columns[{i}]", f"{c!r} is not a column of the feature feed"
+                    )
+        return columns
+
+    def strategy(
+        self, s: dict[str, Any], spec: str, columns: str | tuple[str, ...]
+    ) -> tuple[StrategyConfig, type]:
+        """The strategy section, importing the class (this runs the user's file)."""
+        from mlstrat.backtest import load_strategy
+
+        try:
+            cls = load_strategy(spec, base=str(self.base))
+        except ConfigError as exc:
+            raise self.wrap("strategy.class", exc) from None
+        except Exception as exc:  # the user's module failed while it ran
+            raise self.import_failed("strategy.class", spec, exc) from None
+        params = self.mapping(s.get("params"), "strategy.params", _bt_params(cls))
         target, _, _ = spec.rpartition(":")
         file = None
         if target.endswith(".py"):
             file = Path(target) if Path(target).is_absolute() else (self.base / target).resolve()
-        return StrategyConfig(spec, params, columns, self.base, file)
+        return StrategyConfig(spec, params, columns, self.base, file), cls
 
     def sizing(
-        self, s: dict[str, Any], strategy: StrategyConfig, predictors: list[PredictorConfig]
+        self, s: dict[str, Any], spec: str | None, strategy_cls: type, volatility: str | None
     ) -> SizingConfig:
-        from mlstrat.backtest import load_strategy
+        """The sizing section; a sizer file is imported here (the strategy's is not re-run)."""
         from mlstrat.sizing import TieredConfidenceSizer
 
-        spec = self.string(s.get("class"), "sizing.class", optional=True)
         if spec is not None:
             cls = self.sizer_class(spec)
         else:
-            strategy_cls = load_strategy(strategy.cls, base=str(self.base))
             cls = getattr(strategy_cls, "default_sizer", None) or TieredConfidenceSizer
         params = self.mapping(s.get("params"), "sizing.params", _bt_params(cls))
-        volatility = s.get("volatility")
-        if volatility is not None and "target_vol" not in params:
-            raise self.error(
-                "sizing.params.target_vol",
-                "missing: sizing.volatility is set but volatility targeting is off",
-                "set target_vol (e.g. 0.5 annualised with periods_per_year: 8760)",
-            )
         return SizingConfig(spec, params, volatility)
+
+    def import_failed(self, key: str, spec: str, exc: Exception) -> ConfigError:
+        first = (str(exc).splitlines() or [""])[0]
+        return self.error(
+            key,
+            f"importing {spec!r} raised {type(exc).__name__}: {first}",
+            "fix that file (it runs when the configuration is loaded)",
+        )
 
     def sizer_class(self, spec: str) -> type:
         import importlib
@@ -1082,8 +1435,12 @@ class _Parser:
                 mod_spec.loader.exec_module(module)
             else:
                 module = importlib.import_module(target)
+        except ConfigError:
+            raise
         except ImportError as exc:
             raise self.error("sizing.class", f"cannot import {target!r} ({exc})") from None
+        except Exception as exc:  # the user's module failed while it ran
+            raise self.import_failed("sizing.class", spec, exc) from None
         cls = getattr(module, attr, None)
         if not (isinstance(cls, type) and issubclass(cls, bt.Sizer)):
             raise self.error(

@@ -58,7 +58,7 @@ from mlstrat.fileio import storage_error
 from mlstrat.rundir import RunDir, inside
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 1, "walkforward": 1, "backtest": 1, "report": 1}
+STAGE_VERSIONS = {"features": 2, "walkforward": 1, "backtest": 1, "report": 2}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
@@ -282,13 +282,7 @@ class _Pipeline:
         section = cfg.section("features")
         with _bar(self.progress, len(cfg.data.files), "features", "symbol") as bar:
             for f in cfg.data.files:
-                load = {
-                    "symbol": f.symbol,
-                    "timeframe": f.timeframe,
-                    "format": f.format,
-                    "on_duplicate": f.on_duplicate,
-                    "tz": f.tz,
-                }
+                load = f.load_options()  # every data option, so changing one rebuilds
                 key = content_hash(
                     {
                         "stage": "features",
@@ -317,35 +311,30 @@ class _Pipeline:
                 bar.update(1)
 
     def _build_features(self, f: Any) -> pd.DataFrame:
-        from mlstrat.data import load_bars
+        """The feature feed of one file: computed on every bar up to data.end, cut to data.start.
+
+        Cutting at the end before computing keeps targets from looking past
+        data.end; cutting at the start afterwards lets the first bars of the run
+        use earlier history as warm-up (the feed's metadata "warmup" records it).
+        """
         from mlstrat.features import build_feature_feed, get_feature_set
+        from mlstrat.features.feed_io import cut_after_warmup
 
         cfg = self.config
-        bars = self._slice(
-            load_bars(
-                f.path,
-                symbol=f.symbol,
-                timeframe=f.timeframe,
-                fmt=f.format,
-                on_duplicate=f.on_duplicate,
-                tz=f.tz,
-            ),
-            f.path,
-        )
-        minute = None
-        if f.minute_path is not None:
-            minute = load_bars(f.minute_path, symbol=f.symbol, on_duplicate=f.on_duplicate, tz=f.tz)
+        bars = self._slice(f.load(), f.path)  # fix hints name data.files[i] keys
+        minute = f.load_minutes()
         fs = get_feature_set(cfg.features.set, cfg.features.version)
-        return build_feature_feed(bars, fs, targets=cfg.features.targets, minute_bars=minute)
+        feed = build_feature_feed(bars, fs, targets=cfg.features.targets, minute_bars=minute)
+        return cut_after_warmup(feed, cfg.data.start or feed.index[0])
 
     def _slice(self, bars: pd.DataFrame, path: Path) -> pd.DataFrame:
+        """Bars up to data.end (all earlier history kept for warm-up); ≥ 2 must lie in the run."""
         start, end = self.config.data.start, self.config.data.end
-        attrs = dict(bars.attrs)
-        if start is not None:
-            bars = bars[bars.index >= pd.Timestamp(start)]
+        attrs = {**bars.attrs, "source_path": str(path)}  # error messages only
         if end is not None:
             bars = bars[bars.index <= pd.Timestamp(end)]
-        if len(bars) < 2:
+        in_run = bars if start is None else bars[bars.index >= pd.Timestamp(start)]
+        if len(in_run) < 2:
             raise DataError(
                 f"no bars between data.start={start} and data.end={end}",
                 file=path,
@@ -867,7 +856,7 @@ def _run(
         "status": "running",
         "started": _now(),
         "config_hash": content_hash(cfg.to_dict()),
-        "cache_dir": str(cache.resolve()),
+        "cache_dir": _relative_to(cache, out),
         "source": None if cfg.source is None else str(cfg.source.resolve()),
         "argv": sys.argv,
         "pid": os.getpid(),
@@ -904,6 +893,16 @@ def _run(
     return RunResult(out, cfg, pipe.records, pipe.results, pipe.reports, seconds)
 
 
+def _relative_to(path: Path, root: Path) -> str:
+    """`path` relative to `root` when inside it (a copied run directory stays whole), else
+    absolute."""
+    return (
+        path.resolve().relative_to(root.resolve()).as_posix()
+        if inside(path, root)
+        else str(path.resolve())
+    )
+
+
 def verify_run(out: str | Path, cache_dir: str | Path | None = None) -> list[str]:
     """Re-hash every file of a run directory and of its cache; the problems found (one line
     each, empty when everything is intact). Nothing is changed or rebuilt."""
@@ -913,7 +912,8 @@ def verify_run(out: str | Path, cache_dir: str | Path | None = None) -> list[str
         cache_dir = run.root / CACHE_DIR
         if run.owns(RUN_FILE):
             with contextlib.suppress(IntegrityError, OSError):
-                cache_dir = Path(_read_json(run.root / RUN_FILE).get("cache_dir") or cache_dir)
+                recorded = _read_json(run.root / RUN_FILE).get("cache_dir")
+                cache_dir = run.root / recorded if recorded else cache_dir
     for entry, check in verify_cache(Path(cache_dir)):
         if check.state == "damaged":
             problems.append(f"cache {entry.name}: {check.reason}")

@@ -187,7 +187,8 @@ def test_cli_subprocess_one_line_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "row 3" in result.stderr and 'on_duplicate="keep_last"' in result.stderr
+    # the command line's fix is written as its flag (issue 13), not as a Python keyword
+    assert "row 3" in result.stderr and "--on-duplicate keep_last" in result.stderr
 
 
 def test_gaps_are_not_errors_but_reported(tmp_path, capsys):

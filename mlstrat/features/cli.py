@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlstrat.data.options import add_data_arguments, cli_command, options_from_args
 from mlstrat.errors import ConfigError
 
 
@@ -38,10 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="output .parquet file (one --data) or directory (several)")
     p.add_argument("--list-sets", action="store_true", help="list registered feature sets and exit")
+    add_data_arguments(p)
     p.set_defaults(func=features_command)
 
 
+@cli_command
 def features_command(args: argparse.Namespace) -> int:
+    """Build and write the feature feed(s); data options apply to every --data file."""
     from mlstrat.features import build_feature_feed, list_feature_sets, write_feature_feed
     from mlstrat.features.feed_io import build_feature_feeds, feature_columns, load_source
 
@@ -56,12 +60,19 @@ def features_command(args: argparse.Namespace) -> int:
         )
     targets = tuple(args.targets or ("direction:1",))
     out = Path(args.out)
-    minutes = [load_source(path) for path in args.minute_data or ()]
+    options = options_from_args(args)
+    if options.symbol and len(args.data) > 1:
+        raise ConfigError(
+            "--symbol names one file, but several --data files are given",
+            fix="leave --symbol out: each file's symbol comes from its content or name",
+        )
+    minute_options = options.replace(symbol=None, timeframe=None).as_dict()
+    minutes = [load_source(path, **minute_options) for path in args.minute_data or ()]
 
     if len(args.data) == 1:
         if len(minutes) > 1:
             raise ConfigError("one --data file takes at most one --minute-data file")
-        bars = load_source(args.data[0])
+        bars = load_source(args.data[0], **options.as_dict())
         feed = build_feature_feed(bars, args.feature_set, targets, minutes[0] if minutes else None)
         print(_summary(write_feature_feed(feed, out), feed, feature_columns))
         return 0
@@ -77,7 +88,10 @@ def features_command(args: argparse.Namespace) -> int:
             raise ConfigError("cannot tell the symbol of a --minute-data file")
         by_symbol[str(symbol)] = frame
     lines = []
-    for symbol, feed in build_feature_feeds(args.data, args.feature_set, targets, by_symbol):
+    feeds = build_feature_feeds(
+        args.data, args.feature_set, targets, by_symbol, load_options=options.as_dict()
+    )
+    for symbol, feed in feeds:
         path = write_feature_feed(feed, out / f"{symbol}-{args.feature_set}.parquet")
         lines.append(_summary(path, feed, feature_columns))
     print("\n".join(lines))

@@ -29,7 +29,7 @@ from mlstrat.data.timeframe import fixed_nanos
 from mlstrat.errors import ConfigError, DataError, SchemaError
 from mlstrat.features.catalogue import bars_timeframe
 from mlstrat.features.indicators import minute_realized_volatility
-from mlstrat.features.sets import KNOWN_VERSIONS, FeatureSet, get_feature_set
+from mlstrat.features.sets import KNOWN_VERSIONS, FeatureSet, get_feature_set, warmup_info
 from mlstrat.features.targets import Target, compute_targets, parse_targets
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -122,6 +122,7 @@ def build_feature_feed(
     clean = _check_bars(bars)
     fs = feature_set if isinstance(feature_set, FeatureSet) else get_feature_set(feature_set)
     features = fs.build(clean)
+    skipped = features.attrs.get("skipped_features")
     if minute_bars is not None:
         features = pd.concat([features, minute_volatility_features(clean, minute_bars)], axis=1)
     if isinstance(targets, (str, Target)):
@@ -156,9 +157,37 @@ def build_feature_feed(
             "source_sha256": source_sha256(clean),
             "symbol": clean.attrs.get("symbol"),
             "timeframe": tf,
+            "warmup": warmup_info(features),
         },
     }
+    if skipped:
+        out.attrs["mlstrat"]["skipped_features"] = skipped
+    quality = clean.attrs.get("quality")
+    if quality:  # anomaly counts and policies from load_bars (mlstrat.data.quality)
+        out.attrs["mlstrat"]["quality"] = quality
     return out
+
+
+def cut_after_warmup(feed: pd.DataFrame, start: Any) -> pd.DataFrame:
+    """Rows of `feed` from `start` on, its features having been computed on all earlier bars.
+
+    Build the feed on every bar of the file up to the run's end, then cut here, so
+    the first rows of the run carry features warmed up on earlier history instead
+    of NaN. (Cut at the end *before* building: targets at the last bars must not
+    look past the end.) The metadata's "warmup" records `history_bars` (bars
+    before `start` used as history), `lookback_bars` (bars the set needed before
+    every column was defined, on the whole feed) and, for the rows kept,
+    `warmup_bars` and `first_complete` (see `mlstrat.features.sets.warmup_info`).
+    """
+    meta = dict(feed.attrs.get("mlstrat") or {})
+    kept = feed[feed.index >= pd.Timestamp(start)]
+    whole = dict(meta.get("warmup") or warmup_info(feed[feature_columns(feed)]))
+    info = warmup_info(kept[feature_columns(feed)])
+    info["history_bars"] = int(len(feed) - len(kept))
+    info["lookback_bars"] = int(whole["warmup_bars"])
+    kept = kept.copy()
+    kept.attrs = {**feed.attrs, "mlstrat": {**meta, "warmup": info}}
+    return kept
 
 
 def _meta(df: pd.DataFrame) -> dict[str, Any]:
@@ -318,6 +347,7 @@ def load_source(source: str | os.PathLike | pd.DataFrame, **load_options: Any) -
 
     bars = load_bars(source, **load_options)
     bars.attrs["source_sha256"] = file_sha256(source)
+    bars.attrs["source_path"] = str(source)  # for error messages only, never written out
     return bars
 
 
@@ -328,10 +358,12 @@ def build_feature_feeds(
     minute_bars: Mapping[str, pd.DataFrame] | None = None,
     *,
     progress: bool = True,
+    load_options: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[str, pd.DataFrame]]:
     """Yield (symbol, feature feed) per source, with a tqdm bar; one symbol in memory at a time.
 
-    `minute_bars` maps a symbol to its 1-minute bars. The symbol is bars.attrs["symbol"],
+    `minute_bars` maps a symbol to its 1-minute bars; `load_options` are data options for
+    `load_bars` (DataOptions). The symbol is bars.attrs["symbol"],
     else the file name up to its first '-' or '_' (or `series<i>` for frames).
     """
     from tqdm import tqdm
@@ -340,7 +372,7 @@ def build_feature_feeds(
     minute_bars = dict(minute_bars or {})
     seen: set[str] = set()
     for i, source in enumerate(tqdm(sources, desc="features", unit="symbol", disable=not progress)):
-        bars = load_source(source)
+        bars = load_source(source, **(load_options or {}))
         if isinstance(source, pd.DataFrame):
             fallback = f"series{i}"
         else:
