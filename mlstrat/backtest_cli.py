@@ -106,8 +106,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
-    """KEY=VALUE strings → dict with YAML-typed values (numbers, booleans, null, lists)."""
-    import yaml
+    """KEY=VALUE strings → dict with YAML-typed values (numbers, booleans, null, lists).
+
+    Values are read like a configuration file, within its limits (size, aliases, depth).
+    """
+    from mlstrat.config import load_yaml_text
 
     out: dict[str, Any] = {}
     for item in items:
@@ -115,9 +118,9 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"{what} {item!r} is not KEY=VALUE", fix="e.g. allow_short=true")
         try:
-            out[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{what} {item!r}: value is not valid YAML ({exc})") from None
+            out[key.strip()] = load_yaml_text(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{what} {key.strip()}: {exc.problem}", fix=exc.fix) from None
     return out
 
 
