@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, DataError
+from mlstrat.features.cli import add_data_source
 
 DEFAULT_STRATEGY = "mlstrat.strategy:MLStrategy"
 
@@ -26,7 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--feed",
         action="append",
-        required=True,
         metavar="FEED",
         help="feature-feed Parquet file; repeat for several symbols",
     )
@@ -102,6 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="size with the fill bar's open price (fills stay at the next open)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="result directory, e.g. reports/RUN")
+    add_data_source(p, repeat=True)
     p.set_defaults(func=backtest_command)
 
 
@@ -124,21 +126,25 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
     return out
 
 
+@cli_command
 def backtest_command(args: argparse.Namespace) -> int:
     from mlstrat.backtest import load_strategy, run_backtest
-    from mlstrat.feed import FeatureFeed
+    from mlstrat.features.cli import one_source
 
-    feeds_paths = [Path(f) for f in args.feed]
+    one_source(args)
+    source = "--feed" if args.feed else "--data"
+    feeds_paths = [Path(f) for f in args.feed or args.data]
     preds = args.predictions or []
     if preds and len(preds) != len(feeds_paths):
         raise ConfigError(
-            f"{len(feeds_paths)} --feed but {len(preds)} --predictions",
-            fix="give one --predictions per --feed, in the same order",
+            f"{len(feeds_paths)} {source} but {len(preds)} --predictions",
+            fix=f"give one --predictions per {source}, in the same order",
         )
     symbols = args.symbol or []
     if symbols and len(symbols) != len(feeds_paths):
         raise ConfigError(
-            f"{len(feeds_paths)} --feed but {len(symbols)} --symbol", fix="one --symbol per --feed"
+            f"{len(feeds_paths)} {source} but {len(symbols)} --symbol",
+            fix=f"one --symbol per {source}",
         )
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     strategy_cls = load_strategy(args.strategy)
@@ -151,9 +157,7 @@ def backtest_command(args: argparse.Namespace) -> int:
     folds: list[dict] = []
     for i, path in enumerate(feeds_paths):
         pred = preds[i] if preds else None
-        feed = FeatureFeed.from_parquet(
-            path, columns=columns, start=args.start, end=args.end, predictions=pred
-        )
+        feed = _feature_feed(args, path, columns, pred, symbols[i] if symbols else None)
         name = symbols[i] if symbols else (getattr(feed, "_name", "") or feed.p.name or path.stem)
         feeds[str(name)] = feed
         if pred is not None:
@@ -188,6 +192,34 @@ def backtest_command(args: argparse.Namespace) -> int:
     )
     print(f"saved {out}")
     return 0
+
+
+def _feature_feed(
+    args: argparse.Namespace, path: Path, columns: Any, pred: Any, symbol: str | None
+) -> Any:
+    """A FeatureFeed over a --feed file, or over the feed built from a --data candle file
+    (features computed on every bar, then cut to --start/--end)."""
+    from mlstrat.feed import FeatureFeed
+
+    if args.feed:
+        return FeatureFeed.from_parquet(
+            path, columns=columns, start=args.start, end=args.end, predictions=pred
+        )
+    from mlstrat.features.cli import feed_from_data
+
+    frame = feed_from_data(path, args, symbol=symbol)
+    if args.start is not None:
+        frame = frame[frame.index >= _utc(args.start)]
+    if args.end is not None:
+        frame = frame[frame.index <= _utc(args.end)]
+    return FeatureFeed.from_frame(frame, columns=columns, predictions=pred)
+
+
+def _utc(text: str) -> Any:
+    import pandas as pd
+
+    ts = pd.Timestamp(text)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _folds_beside(predictions: Path, symbol: str) -> list[dict]:

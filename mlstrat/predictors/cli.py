@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, SchemaError
+from mlstrat.features.cli import add_data_source
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -42,12 +44,12 @@ def _timestamp(text: str | None, flag: str) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+@cli_command
 def _train(args: argparse.Namespace) -> int:
-    from mlstrat.features import feature_columns, read_feature_feed, target_columns
+    from mlstrat.features import feature_columns, target_columns
     from mlstrat.predictors.registry import create_predictor
 
-    feed_path = Path(args.feed)
-    df = read_feature_feed(feed_path)
+    feed_path, df = _training_feed(args)
     targets = list(target_columns(df))
     if args.target not in df.columns or args.target not in targets:
         raise SchemaError(
@@ -106,6 +108,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_feed(args: argparse.Namespace) -> tuple[Path, pd.DataFrame]:
+    """The feed to train on: --feed as written, or built from --data with the data options."""
+    from mlstrat.features import parse_targets, read_feature_feed
+    from mlstrat.features.cli import feed_from_data, one_source, target_spec
+
+    one_source(args)
+    if args.feed:
+        return Path(args.feed), read_feature_feed(args.feed)
+    spec = target_spec(args.target)  # direction_1 or direction:4:0.002
+    args.target = parse_targets([spec])[0].name
+    return Path(args.data), feed_from_data(args.data, args, (spec,))
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -153,9 +168,16 @@ def _inspect(args: argparse.Namespace) -> int:
     metrics = meta.get("validation_metrics") or {}
     if metrics:
         lines.append("validation   " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
+    if "saved_model" in (meta.get("requires_trust") or []):
+        lines.append(
+            "trust        holds a TensorFlow SavedModel: loading it runs its graph, so it loads "
+            "only with trust_saved_model=True"
+        )
     lines.append(f"manifest     OK, {len(report.files_checked)} files verified (sha256)")
     if report.extra_files:
-        lines.append(f"note         files not in the manifest: {', '.join(report.extra_files)}")
+        lines.append(
+            f"note         files not in the manifest (never read): {', '.join(report.extra_files)}"
+        )
     print("\n".join(lines))
     return 0
 
@@ -170,9 +192,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Fit a predictor on the whole (optionally --start/--end limited) range of a "
         "feature feed. Walk-forward retraining is `mlstrat walkforward`.",
     )
-    train.add_argument("--feed", required=True, help="feature feed Parquet (mlstrat features)")
+    train.add_argument("--feed", help="feature feed Parquet (mlstrat features)")
     train.add_argument("--predictor", required=True, help="registered predictor name")
-    train.add_argument("--target", required=True, help="target column, e.g. direction_1")
+    train.add_argument(
+        "--target",
+        required=True,
+        help="target column, e.g. direction_1 (with --data also a spec: direction:4:0.002)",
+    )
     train.add_argument("--out", required=True, help="model directory to write, e.g. models/NAME")
     train.add_argument(
         "--param",
@@ -186,6 +212,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--start", help="first timestamp to train on (UTC)")
     train.add_argument("--end", help="last timestamp to train on (UTC, inclusive)")
+    add_data_source(train)
     train.set_defaults(func=_train)
 
     models = sub.add_parser("models", help="inspect saved model directories")

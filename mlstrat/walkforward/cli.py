@@ -7,6 +7,9 @@ import json
 import sys
 from typing import Any
 
+from mlstrat.data.options import cli_command
+from mlstrat.features.cli import add_data_source
+
 
 def _span(text: str) -> int | str:
     return int(text) if text.strip().isdigit() else text
@@ -28,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(model + fold.json), OUT/predictions.parquet and OUT/folds.json. Lengths are bars "
         "(200), durations (120D, 12h) or months (4mo). A rerun with the same options resumes.",
     )
-    p.add_argument("--feed", required=True, help="feature feed Parquet (mlstrat features)")
+    p.add_argument("--feed", help="feature feed Parquet (mlstrat features)")
     p.add_argument("--predictor", default="xgboost", help="registered predictor name")
     p.add_argument("--target", default=None, help="target column, e.g. direction_1")
     p.add_argument("--train", default="4mo", help="training window (default 4mo)")
@@ -57,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true", help="retrain every fold")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_data_source(p)
     p.set_defaults(func=_run)
 
 
@@ -66,6 +70,23 @@ def _pairs(items: list[str]) -> dict[str, Any]:
     return dict(parse_param(item) for item in items)
 
 
+def _feed_path(args: argparse.Namespace) -> str:
+    """--feed, or the feed built from --data (written to OUT/features.parquet, kept with the run)."""
+    from pathlib import Path
+
+    from mlstrat.features import parse_targets, write_feature_feed
+    from mlstrat.features.cli import feed_from_data, one_source, target_spec
+
+    one_source(args)
+    if args.feed:
+        return args.feed
+    spec = target_spec(args.target or "direction:1")
+    args.target = parse_targets([spec])[0].name
+    feed = feed_from_data(args.data, args, (spec,))
+    return str(write_feature_feed(feed, Path(args.out) / "features.parquet"))
+
+
+@cli_command
 def _run(args: argparse.Namespace) -> int:
     from mlstrat.walkforward.runner import run_walk_forward
     from mlstrat.walkforward.splits import WalkForward
@@ -83,8 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     features = None
     if args.features:
         features = [f.strip() for f in args.features.split(",") if f.strip()]
+    feed_path = _feed_path(args)  # with --data, also settles args.target
     result = run_walk_forward(
-        args.feed,
+        feed_path,
         predictor=args.predictor,
         params=_pairs(args.param),
         target=args.target,
