@@ -13,6 +13,11 @@ that yields a complete model:
    layer in order, to an architecture rebuilt by a registered builder;
 4. ``saved_model``: a TensorFlow SavedModel directory wrapped for inference.
 
+Passing an ``architecture`` forces strategy 3 alone. A SavedModel is only
+loaded with ``trust_saved_model=True``: loading one restores and runs its
+TensorFlow graph, which can read and write files, so without that opt-in it is
+refused before TensorFlow sees it (`SavedModelTrustError`).
+
 The returned `LegacyLoad` records which strategy worked, what was patched and
 why the earlier strategies failed. Nothing here unpickles anything.
 """
@@ -33,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mlstrat.errors import ModelLoadError
+from mlstrat.errors import IntegrityError, ModelLoadError
 from mlstrat.predictors.base import Prediction, Predictor
 from mlstrat.predictors.registry import register_predictor
 
@@ -58,8 +63,42 @@ _RENAMED_CLASSES = {
 #: Custom losses referenced by old names; resolved to mlstrat's registered objects.
 LEGACY_LOSS_NAMES = ("directional_loss", "quantile_loss", "FocalLoss", "focal_loss")
 
+#: Value in a model directory's metadata ``requires_trust`` list (and a window-set index
+#: entry's) saying that loading it runs a TensorFlow SavedModel graph.
+SAVED_MODEL_TRUST = "saved_model"
+_TRUST_PROBLEM = (
+    "holds a TensorFlow SavedModel; loading one runs its TensorFlow graph, which can read "
+    "and write files, so it is not loaded without explicit trust"
+)
+_TRUST_FIX = (
+    "pass --trust-saved-model (Python: trust_saved_model=True) only if you trust where this "
+    "model came from"
+)
+
 Builder = Callable[..., Any]
 _ARCHITECTURES: dict[str, Builder] = {}
+
+
+class SavedModelTrustError(ModelLoadError):
+    """A SavedModel (or a model directory made from one) was not loaded: trust was not given."""
+
+
+class ArchitectureMismatch(ValueError):
+    """Saved weights do not fit the layers of a rebuilt architecture (message lists both)."""
+
+
+def is_saved_model_dir(path: str | os.PathLike) -> bool:
+    """True when `path` is a directory TensorFlow would load as a SavedModel."""
+    path = Path(path)
+    return path.is_dir() and any(
+        (path / name).exists() for name in ("saved_model.pb", "saved_model.pbtxt")
+    )
+
+
+def require_saved_model_trust(path: str | os.PathLike, trust: bool) -> None:
+    """Refuse (SavedModelTrustError) to go on loading the SavedModel at `path` unless `trust`."""
+    if not trust:
+        raise SavedModelTrustError(_TRUST_PROBLEM, file=path, fix=_TRUST_FIX)
 
 
 def register_architecture(name: str) -> Callable[[Builder], Builder]:
@@ -335,20 +374,39 @@ def _sorted_var_paths(group) -> list[str]:
 
 
 def assign_weights(model, layer_weights: list[tuple[str, list[np.ndarray]]]) -> None:
-    """Assign saved per-layer weights to `model`'s weighted layers in order, checking every shape."""
+    """Assign saved per-layer weights to `model`'s weighted layers in order, checking every shape.
+
+    A mismatch raises ArchitectureMismatch listing the file's and the architecture's weighted
+    layers with their weight shapes, so the user can see what differs.
+    """
     targets = [layer for layer in model.layers if layer.weights]
-    if len(targets) != len(layer_weights):
-        raise ValueError(
-            f"architecture has {len(targets)} weighted layers, file has {len(layer_weights)}"
-        )
-    for layer, (saved_name, arrays) in zip(targets, layer_weights, strict=True):
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if shapes != [a.shape for a in arrays]:
-            raise ValueError(
-                f"layer '{layer.name}' expects shapes {shapes}, saved layer '{saved_name}' has "
-                f"{[a.shape for a in arrays]}"
-            )
+    built = [(layer.name, [tuple(w.shape) for w in layer.weights]) for layer in targets]
+    saved = [(name, [tuple(a.shape) for a in arrays]) for name, arrays in layer_weights]
+    if [shapes for _, shapes in built] != [shapes for _, shapes in saved]:
+        raise ArchitectureMismatch(_mismatch_message(built, saved))
+    for layer, (_, arrays) in zip(targets, layer_weights, strict=True):
         layer.set_weights(arrays)
+
+
+def _mismatch_message(
+    built: list[tuple[str, list[tuple]]], saved: list[tuple[str, list[tuple]]]
+) -> str:
+    """One line: the first difference, then every weighted layer of the file and the architecture."""
+    if len(built) != len(saved):
+        first = f"architecture has {len(built)} weighted layers, file has {len(saved)}"
+    else:
+        (b_name, b_shapes), (s_name, s_shapes) = next(
+            (b, s) for b, s in zip(built, saved, strict=True) if b[1] != s[1]
+        )
+        first = f"layer '{b_name}' expects shapes {b_shapes}, saved layer '{s_name}' has {s_shapes}"
+    return f"{first}; file layers: {_layer_list(saved)}; architecture layers: {_layer_list(built)}"
+
+
+def _layer_list(layers: list[tuple[str, list[tuple]]]) -> str:
+    def shape(s: tuple) -> str:
+        return str(tuple(int(d) for d in s)).replace(" ", "")
+
+    return ", ".join(f"{name} {'+'.join(shape(s) for s in shapes)}" for name, shapes in layers)
 
 
 # ---------------------------------------------------------------- strategies
@@ -437,9 +495,10 @@ class _SavedModelFunction:
         return next(iter(out.values())).numpy()
 
 
-def _try_saved_model(path: Path, patches: list[str]):
-    if not (path.is_dir() and (path / "saved_model.pb").exists()):
+def _try_saved_model(path: Path, patches: list[str], trust: bool):
+    if not is_saved_model_dir(path):
         raise ValueError("not a SavedModel directory (no saved_model.pb)")
+    require_saved_model_trust(path, trust)  # load_legacy_model checked already; never skip it
     fn = _SavedModelFunction(path)
     patches.append("inference-only SavedModel signature")
     return fn
@@ -450,18 +509,27 @@ def load_legacy_model(
     *,
     custom_objects: dict | None = None,
     architecture: str | tuple[str, dict] | Callable | None = None,
+    trust_saved_model: bool = False,
 ) -> LegacyLoad:
-    """Load an old Keras model, trying each strategy in turn; `ModelLoadError` lists every reason."""
+    """Load an old Keras model, trying each strategy in turn; `ModelLoadError` lists every reason.
+
+    A SavedModel directory is refused before TensorFlow reads it unless `trust_saved_model`;
+    an `architecture` forces the weights-only strategy into that builder.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelLoadError("model file not found", file=path, fix="check the path")
+    if is_saved_model_dir(path):
+        require_saved_model_trust(path, trust_saved_model)
+    if architecture is not None:
+        return _load_into_architecture(path, architecture)
     custom = _custom_objects(custom_objects)
     attempts: list[tuple[str, str]] = []
     runners = {
         "current": lambda p: _try_current(path, custom, p),
         "patched_config": lambda p: _try_patched(path, custom, p),
         "weights_only": lambda p: _try_weights_only(path, architecture, p),
-        "saved_model": lambda p: _try_saved_model(path, p),
+        "saved_model": lambda p: _try_saved_model(path, p, trust_saved_model),
     }
     for name in STRATEGIES:
         patches: list[str] = []
@@ -470,21 +538,52 @@ def load_legacy_model(
         except Exception as exc:  # each strategy's failure is reported, not raised
             attempts.append((name, f"{type(exc).__name__}: {_first_line(exc)}"))
             continue
-        shape = getattr(model, "input_shape", None)
-        return LegacyLoad(
-            model=model,
-            strategy=name,
-            source=str(path),
-            patches=patches,
-            attempts=attempts,
-            input_shape=tuple(shape) if isinstance(shape, (tuple, list)) else None,
-        )
+        return _record(model, name, path, patches, attempts)
     reasons = "; ".join(f"{n}: {r}" for n, r in attempts)
     raise ModelLoadError(
         f"could not load the model with any strategy ({reasons})",
         file=path,
         fix="pass architecture=(name, params) for a weights-only load, or custom_objects",
     )
+
+
+def _record(
+    model: Any, strategy: str, path: Path, patches: list[str], attempts: list[tuple[str, str]]
+) -> LegacyLoad:
+    shape = getattr(model, "input_shape", None)
+    return LegacyLoad(
+        model=model,
+        strategy=strategy,
+        source=str(path),
+        patches=patches,
+        attempts=attempts,
+        input_shape=tuple(shape) if isinstance(shape, (tuple, list)) else None,
+    )
+
+
+def _load_into_architecture(path: Path, architecture: Any) -> LegacyLoad:
+    """The weights-only strategy alone (the caller named the architecture); errors in full."""
+    patches: list[str] = []
+    fix = (
+        "pass architecture parameters (--architecture-params) that rebuild the saved layers' "
+        "shapes, or another registered builder"
+    )
+    try:
+        model = _try_weights_only(path, architecture, patches)
+    except ModelLoadError:
+        raise
+    except ArchitectureMismatch as exc:
+        raise ModelLoadError(
+            f"weights do not fit the architecture: {exc}", file=path, fix=fix
+        ) from exc
+    except Exception as exc:
+        raise ModelLoadError(
+            f"weights-only load failed ({type(exc).__name__}: {_first_line(exc)})",
+            file=path,
+            fix=fix,
+        ) from exc
+    skipped = [(name, "skipped: an architecture was given") for name in STRATEGIES[:2]]
+    return _record(model, "weights_only", path, patches, skipped)
 
 
 def _first_line(exc: Exception) -> str:
@@ -540,9 +639,13 @@ class LegacyKerasPredictor(Predictor):
     return; confidence is Phi(|r| / return_scale) when `return_scale` is
     given, else 0.5) or "auto" (decided from the last layer). Legacy models
     are not retrained here: `fit` refuses, walk-forward uses trainable adapters.
+    `trust_saved_model` lets a SavedModel `source` load (its graph runs); it is
+    never saved, so a saved directory needs it again on every load.
     """
 
     task = "direction"
+    #: Constructor parameters `load` takes from metadata (trust and code-bearing ones never).
+    _SAVED_PARAMS = ("feature_names", "output", "return_scale", "on_missing", "symbol")
 
     def __init__(
         self,
@@ -556,6 +659,7 @@ class LegacyKerasPredictor(Predictor):
         on_missing: str = "error",
         window_set: Any = None,
         symbol: str | None = None,
+        trust_saved_model: bool = False,
     ) -> None:
         self.source = None if source is None else str(source)
         self.architecture = architecture
@@ -572,7 +676,12 @@ class LegacyKerasPredictor(Predictor):
         self.window = 1
         if source is not None:
             self._attach(
-                load_legacy_model(source, custom_objects=custom_objects, architecture=architecture)
+                load_legacy_model(
+                    source,
+                    custom_objects=custom_objects,
+                    architecture=architecture,
+                    trust_saved_model=trust_saved_model,
+                )
             )
         elif window_set is not None:
             self.window = window_set.window
@@ -651,49 +760,88 @@ class LegacyKerasPredictor(Predictor):
         return Prediction(pred.signal, pred.confidence, pred.proba, pred.expected_return)
 
     def save(self, path) -> None:
+        """Write a model directory; one made from a SavedModel records that it needs trust."""
         from mlstrat.predictors.persistence import write_model_dir
         from mlstrat.predictors.scaling import save_scalers
 
         if self._model is None:
             raise ModelLoadError("only a single loaded model can be saved", fix="save each model")
         record = self.load_record
+        from_saved_model = record.strategy == "saved_model"
         meta = {
             "predictor": "legacy_keras",
             "params": self.get_params(),
             "feature_names": self.feature_names,
             "window": self.window,
             "task": self.task,
+            "requires_trust": [SAVED_MODEL_TRUST] if from_saved_model else [],
             "legacy": {
                 "source": record.source,
                 "strategy": record.strategy,
+                "model": _SAVED_MODEL_DIR if from_saved_model else _KERAS_FILE,
                 "patches": record.patches,
                 "attempts": record.attempts,
                 "input_shape": list(record.input_shape or ()),
             },
         }
         with write_model_dir(path, meta) as tmp:
-            if record.strategy == "saved_model":
-                shutil.copytree(record.source, tmp / "savedmodel")
+            if from_saved_model:
+                shutil.copytree(record.source, tmp / _SAVED_MODEL_DIR)
             else:
-                self._model.save(tmp / "model.keras")
+                self._model.save(tmp / _KERAS_FILE)
             if self.scaler is not None:
-                save_scalers(tmp / "scalers.json", {"x": self.scaler})
+                save_scalers(tmp / _SCALERS_FILE, {"x": self.scaler})
 
     @classmethod
-    def load(cls, path) -> LegacyKerasPredictor:
-        from mlstrat.predictors.persistence import read_model_dir
+    def load(cls, path, *, trust_saved_model: bool = False) -> LegacyKerasPredictor:
+        """Load a saved directory, reading only files its manifest lists.
+
+        Unlisted files are ignored (never opened), except inside a SavedModel folder, which
+        TensorFlow reads whole: an unlisted file there is an IntegrityError. A directory
+        made from a SavedModel needs `trust_saved_model`.
+        """
+        from mlstrat.predictors.persistence import open_model_dir
         from mlstrat.predictors.scaling import load_scalers
 
         path = Path(path)
-        meta = read_model_dir(path)
-        params = dict(meta.get("params", {}))
-        params.pop("source", None)
-        obj = cls(**params)
-        model_file = (
-            path / "model.keras" if (path / "model.keras").exists() else path / "savedmodel"
-        )
-        obj._attach(load_legacy_model(model_file))
-        obj.source = meta["legacy"]["source"]
-        if (path / "scalers.json").exists():
-            obj.scaler = load_scalers(path / "scalers.json").get("x")
+        report = open_model_dir(path, predictor="legacy_keras")
+        meta = report.metadata
+        if SAVED_MODEL_TRUST in (meta.get("requires_trust") or []):
+            require_saved_model_trust(path, trust_saved_model)
+        params = meta.get("params") or {}
+        obj = cls(**{k: params[k] for k in cls._SAVED_PARAMS if k in params})
+        model_file = path / _listed_model(report)
+        obj._attach(load_legacy_model(model_file, trust_saved_model=trust_saved_model))
+        obj.source = (meta.get("legacy") or {}).get("source")
+        if _SCALERS_FILE in report.files_checked:
+            obj.scaler = load_scalers(path / _SCALERS_FILE).get("x")
         return obj
+
+
+_KERAS_FILE = "model.keras"
+_SAVED_MODEL_DIR = "savedmodel"
+_SCALERS_FILE = "scalers.json"
+
+
+def _listed_model(report: Any) -> str:
+    """The model (file or SavedModel folder) a legacy_keras directory's manifest vouches for."""
+    listed = set(report.files_checked)
+    named = (report.metadata.get("legacy") or {}).get("model")
+    candidates = [named] if named else [_KERAS_FILE, _SAVED_MODEL_DIR]
+    for rel in candidates:
+        if rel == _KERAS_FILE and rel in listed:
+            return rel
+        if rel == _SAVED_MODEL_DIR and f"{rel}/saved_model.pb" in listed:
+            unlisted = [f for f in report.extra_files if f.startswith(f"{rel}/")]
+            if unlisted:
+                raise IntegrityError(
+                    f"files in the SavedModel folder are not in the manifest: {unlisted}",
+                    file=report.path / rel,
+                    fix="remove them, or restore the directory from a backup",
+                )
+            return rel
+    raise IntegrityError(
+        f"the manifest lists no model ({' or '.join(candidates)})",
+        file=report.path / "manifest.json",
+        fix="restore the directory from a backup or upgrade the legacy model again",
+    )

@@ -67,7 +67,7 @@ def to_jsonable(obj: Any) -> Any:
         value = float(obj)
         return value if math.isfinite(value) else None
     if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
+        return to_jsonable(obj.tolist())  # a 0-d array's tolist() is a scalar
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -165,7 +165,7 @@ def build_manifest(root: str | Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
-def _check_replaceable(path: Path) -> None:
+def check_replaceable(path: Path) -> None:
     """Refuse to replace something that is not an mlstrat model directory."""
     if not path.exists() and not path.is_symlink():
         return
@@ -208,7 +208,7 @@ def write_model_dir(path: str | Path, metadata: dict[str, Any]) -> Iterator[Path
     path = Path(path)
     if "predictor" not in metadata:
         raise ValueError("model metadata needs a 'predictor' entry (the registry name)")
-    _check_replaceable(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
@@ -223,14 +223,15 @@ def write_model_dir(path: str | Path, metadata: dict[str, Any]) -> Iterator[Path
         dump_json(tmp / METADATA_FILE, meta)
         dump_json(tmp / MANIFEST_FILE, build_manifest(tmp))
         _fsync_dir(tmp)
-        _swap_into_place(tmp, path)
+        swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    _check_replaceable(path)  # re-check: something may have appeared meanwhile
+def swap_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished directory `tmp` to `path` (a sibling), swapping out a model there."""
+    check_replaceable(path)  # re-check: something may have appeared meanwhile
     if not path.exists():
         os.rename(tmp, path)
         _fsync_dir(path.parent)
@@ -303,6 +304,10 @@ def verify_model_dir(path: str | Path) -> VerifyReport:
 
     checked = []
     for rel, entry in sorted(entries.items()):
+        if not isinstance(entry, dict):
+            raise IntegrityError(
+                f"manifest entry {rel!r} is not an object", file=manifest_path, fix=_RESTORE_FIX
+            )
         rel = _safe_relpath(rel, manifest_path)
         target = path / rel
         if not target.is_file():
@@ -322,8 +327,20 @@ def verify_model_dir(path: str | Path) -> VerifyReport:
                 "sha256 differs from the manifest (file modified)", file=target, fix=_RESTORE_FIX
             )
         checked.append(rel)
+    _check_model_file_listed(metadata, entries, meta_path)
     extra = [rel for rel in _member_files(path) if rel not in entries]
     return VerifyReport(path=path, metadata=metadata, files_checked=checked, extra_files=extra)
+
+
+def _check_model_file_listed(metadata: dict[str, Any], entries: dict, meta_path: Path) -> None:
+    """metadata's `model_file` (read by the adapters' loaders) must be a file the manifest lists."""
+    model_file = metadata.get("model_file")
+    if model_file is not None and (not isinstance(model_file, str) or model_file not in entries):
+        raise IntegrityError(
+            f"metadata names model_file {model_file!r}, which the manifest does not list",
+            file=meta_path,
+            fix=_RESTORE_FIX,
+        )
 
 
 def _check_format_version(version: Any, file: Path) -> None:
@@ -343,20 +360,27 @@ def _check_format_version(version: Any, file: Path) -> None:
         )
 
 
-def read_model_dir(path: str | Path, *, predictor: str | None = None) -> dict[str, Any]:
-    """Verify a model directory (see `verify_model_dir`) and return its metadata.
+def open_model_dir(path: str | Path, *, predictor: str | None = None) -> VerifyReport:
+    """Verify a model directory (see `verify_model_dir`) and return the report.
 
-    With `predictor` (a registry name), a directory saved by another predictor
-    is a ModelLoadError pointing at `load_predictor`.
+    Loaders open only `files_checked`: a file the manifest does not list is never
+    read. With `predictor` (a registry name), a directory saved by another
+    predictor is a ModelLoadError pointing at `load_predictor`.
     """
-    meta = verify_model_dir(path).metadata
+    report = verify_model_dir(path)
+    meta = report.metadata
     if predictor is not None and meta.get("predictor") != predictor:
         raise ModelLoadError(
             f"directory holds a {meta.get('predictor')!r} model, not {predictor!r}",
             file=Path(path),
             fix="load it with mlstrat.predictors.load_predictor(path)",
         )
-    return meta
+    return report
+
+
+def read_model_dir(path: str | Path, *, predictor: str | None = None) -> dict[str, Any]:
+    """Verify a model directory (see `open_model_dir`) and return its metadata."""
+    return open_model_dir(path, predictor=predictor).metadata
 
 
 # --------------------------------------------------------------------------- fitted state
@@ -434,14 +458,17 @@ __all__ = [
     "METADATA_FILE",
     "VerifyReport",
     "build_manifest",
+    "check_replaceable",
     "decode_feature_means",
     "dump_json",
     "file_sha256",
     "fitted_metadata",
     "load_json",
+    "open_model_dir",
     "package_versions",
     "read_model_dir",
     "restore_fitted_metadata",
+    "swap_into_place",
     "to_jsonable",
     "training_data_info",
     "verify_model_dir",

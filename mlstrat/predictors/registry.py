@@ -181,8 +181,12 @@ def create_predictor(name: str, **params: Any) -> Predictor:
         ) from exc
 
 
-def load_predictor(path: str | Path) -> Predictor:
-    """Load any saved model directory: verify it, read its predictor name, dispatch to `load`."""
+def load_predictor(path: str | Path, *, trust_saved_model: bool = False) -> Predictor:
+    """Load any saved model directory: verify it, read its predictor name, dispatch to `load`.
+
+    `trust_saved_model` reaches loaders that take it (a legacy_keras directory made from
+    a TensorFlow SavedModel is refused without it).
+    """
     from mlstrat.predictors.persistence import read_model_dir
 
     path = Path(path)
@@ -202,6 +206,8 @@ def load_predictor(path: str | Path) -> Predictor:
             file=path,
             fix=exc.fix,
         ) from exc
+    if trust_saved_model and "trust_saved_model" in inspect.signature(cls.load).parameters:
+        return cls.load(path, trust_saved_model=True)
     return cls.load(path)
 
 

@@ -1,10 +1,12 @@
 """Upgrade an older Keras model (and its scaler) to a current mlstrat model directory.
 
 The upgraded directory is only written after the re-saved model reproduces
-the legacy model's outputs on random inputs. Legacy pickled scalers are read
+the legacy model's outputs on random inputs and, when given, the legacy
+model's known outputs on reference inputs (the only check that catches
+corrupted weights: HDF5 carries no checksum). Legacy pickled scalers are read
 only with an explicit ``trust_pickle=True``, and then through an unpickler
 that admits nothing but scikit-learn's MinMaxScaler/StandardScaler and the
-numpy pieces they are made of.
+numpy pieces they are made of; a SavedModel only with ``trust_saved_model=True``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from mlstrat.errors import ModelLoadError, SchemaError
+from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError
 from mlstrat.predictors.legacy import LegacyKerasPredictor
+from mlstrat.predictors.persistence import check_replaceable, swap_into_place
 from mlstrat.predictors.scaling import MinMaxScaler, StandardScaler, scaler_from_dict
 
 #: Classes a legacy scaler pickle may reference; anything else is refused.
@@ -41,6 +43,11 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"),
 }
 
+#: Default of both output checks, |got - want| <= tolerance * (1 + |want|): float32 carries
+#: ~7 significant digits and another TensorFlow/CPU kernel sums in another order, which moves
+#: outputs by ~1e-7..1e-6; 1e-5 leaves room for that and still catches changed weights.
+DEFAULT_TOLERANCE = 1e-5
+
 
 @dataclass
 class UpgradeReport:
@@ -52,6 +59,8 @@ class UpgradeReport:
     patches: list[str]
     max_abs_diff: float
     n_checked: int
+    reference_max_abs_diff: float | None = None
+    n_reference: int = 0
 
 
 class _SklearnScalerState:
@@ -169,6 +178,86 @@ def read_scaler_json(path: str | Path):
         ) from exc
 
 
+def load_npy(path: str | Path) -> np.ndarray:
+    """A numeric .npy array, read with allow_pickle=False (object arrays are a SchemaError)."""
+    try:
+        array = np.load(Path(path), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SchemaError(
+            f"cannot read a numeric .npy array ({exc})",
+            file=path,
+            fix="save it with numpy.save from a float array",
+        ) from exc
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        raise SchemaError(
+            f"expected a numeric array, found {getattr(array, 'dtype', type(array).__name__)}",
+            file=path,
+            fix="save a float array with numpy.save",
+        )
+    return array
+
+
+def _reference(value: Any) -> tuple[np.ndarray, str | None]:
+    """A reference array and its file name (None for an in-memory array)."""
+    if isinstance(value, (str, Path)):
+        return load_npy(value), str(value)
+    return np.asarray(value), None
+
+
+def _within(got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[bool, float]:
+    """Whether |got - want| <= tolerance * (1 + |want|) everywhere, and the largest |got - want|."""
+    if got.size == 0:
+        return True, 0.0
+    diff = np.abs(got - want)
+    ok = bool(np.all(np.isfinite(diff)) and np.all(diff <= tolerance * (1.0 + np.abs(want))))
+    return ok, float(np.nanmax(diff)) if np.isfinite(diff).any() else float("inf")
+
+
+def check_reference_outputs(
+    legacy: LegacyKerasPredictor,
+    inputs: Any,
+    outputs: Any,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[float, int]:
+    """Compare the loaded model's outputs on `inputs` with `outputs`; IntegrityError if they differ.
+
+    `inputs`/`outputs` are arrays or .npy paths: model inputs (already scaled) and what
+    the model gave on them where it was trained. Returns (max |difference|, rows).
+    """
+    x, x_file = _reference(inputs)
+    y, y_file = _reference(outputs)
+    source = legacy.load_record.source
+    shape = tuple(legacy.load_record.input_shape or ())
+    if x.ndim != len(shape) or any(
+        d is not None and d != n for d, n in zip(shape[1:], x.shape[1:], strict=False)
+    ):
+        raise SchemaError(
+            f"reference inputs have shape {x.shape}, the model takes {shape}",
+            file=x_file,
+            fix="pass inputs shaped like the model's input (rows first)",
+        )
+    got = np.asarray(legacy.raw_outputs(x.astype(np.float32)), dtype=np.float64)
+    want = np.asarray(y, dtype=np.float64)
+    if want.size != got.size or len(want) != len(got):
+        raise SchemaError(
+            f"reference outputs have shape {want.shape}, the model gives {got.shape} on "
+            f"{len(x)} inputs",
+            file=y_file,
+            fix="pass the outputs the model produced on exactly these inputs",
+        )
+    ok, diff = _within(got.reshape(len(got), -1), want.reshape(len(got), -1), tolerance)
+    if not ok:
+        raise IntegrityError(
+            f"the loaded model's outputs differ from the reference outputs by up to {diff:.3g} "
+            f"(tolerance {tolerance:g} + {tolerance:g}*|reference|): weights corrupted or not "
+            "the model the references came from",
+            file=source,
+            fix="restore the model file from a backup; nothing was written",
+        )
+    return diff, len(x)
+
+
 def upgrade_legacy_model(
     source: str | Path,
     out: str | Path,
@@ -178,40 +267,71 @@ def upgrade_legacy_model(
     architecture: Any = None,
     output: str = "auto",
     n_check: int = 16,
-    tolerance: float = 1e-5,
+    tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    reference_inputs: Any = None,
+    reference_outputs: Any = None,
+    trust_saved_model: bool = False,
 ) -> UpgradeReport:
     """Load `source`, save it as a current model directory at `out`, and prove they agree.
 
-    Outputs of the legacy load and of the reloaded directory are compared on
-    `n_check` random inputs; a difference above `tolerance` leaves `out`
-    untouched and raises ModelLoadError.
+    With `reference_inputs`/`reference_outputs` (arrays or .npy paths), the loaded
+    model must first reproduce the reference outputs (IntegrityError otherwise).
+    Outputs of the legacy load and of the reloaded directory are then compared on
+    `n_check` random inputs. Both checks use |a - b| <= tolerance * (1 + |b|); a
+    failure leaves `out` untouched. A SavedModel source needs `trust_saved_model`.
     """
+    out = Path(out)
+    check_replaceable(out)
+    if not tolerance > 0:  # also refuses NaN
+        raise ConfigError(
+            f"tolerance must be positive, got {tolerance!r}", fix="e.g. --tolerance 1e-4"
+        )
+    if (reference_inputs is None) != (reference_outputs is None):
+        raise ConfigError(
+            "reference inputs and reference outputs go together",
+            fix="pass both --reference-inputs X.npy and --reference-outputs Y.npy, or neither",
+        )
     legacy = LegacyKerasPredictor(
-        source, architecture=architecture, feature_names=feature_names, output=output
+        source,
+        architecture=architecture,
+        feature_names=feature_names,
+        output=output,
+        trust_saved_model=trust_saved_model,
     )
     legacy.scaler = scaler
+    reference_diff, n_reference = None, 0
+    if reference_inputs is not None:
+        reference_diff, n_reference = check_reference_outputs(
+            legacy, reference_inputs, reference_outputs, tolerance=tolerance
+        )
     shape = legacy.load_record.input_shape or ()
     dims = [d if d is not None else 1 for d in shape[1:]]
     x = np.random.default_rng(seed).normal(size=(n_check, *dims)).astype(np.float32)
     expected = np.asarray(legacy.raw_outputs(x), dtype=np.float64)
-    out = Path(out)
-    with tempfile.TemporaryDirectory(
-        prefix="mlstrat-upgrade-", dir=out.parent if out.parent.exists() else None
-    ) as tmp:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.upgrade-", dir=out.parent) as tmp:
         staged = Path(tmp) / "model"
         legacy.save(staged)
-        again = LegacyKerasPredictor.load(staged)
+        again = LegacyKerasPredictor.load(staged, trust_saved_model=trust_saved_model)
         got = np.asarray(again.raw_outputs(x), dtype=np.float64)
-        diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
-        if not np.isfinite(diff) or diff > tolerance:
+        ok, diff = _within(got, expected, tolerance)
+        if not ok:
             raise ModelLoadError(
-                f"upgraded model differs from the legacy model by {diff:.3g} (> {tolerance})",
+                f"upgraded model differs from the legacy model by {diff:.3g} "
+                f"(> {tolerance:g} + {tolerance:g}*|value|)",
                 file=source,
                 fix="report this model; keep using the legacy file meanwhile",
             )
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.move(str(staged), str(out))
+        swap_into_place(staged, out)
     record = legacy.load_record
-    return UpgradeReport(str(source), str(out), record.strategy, record.patches, diff, n_check)
+    return UpgradeReport(
+        str(source),
+        str(out),
+        record.strategy,
+        record.patches,
+        diff,
+        n_check,
+        reference_diff,
+        n_reference,
+    )

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mlstrat.errors import SchemaError
+from mlstrat.errors import ConfigError, SchemaError
 
 
 def _names(path: str | None) -> list[str] | None:
@@ -31,6 +31,7 @@ def _names(path: str | None) -> list[str] | None:
 
 def _upgrade(args: argparse.Namespace) -> int:
     from mlstrat.predictors.upgrade import (
+        DEFAULT_TOLERANCE,
         read_pickled_scaler,
         read_scaler_json,
         upgrade_legacy_model,
@@ -41,25 +42,56 @@ def _upgrade(args: argparse.Namespace) -> int:
         scaler = read_scaler_json(args.scaler_json)
     elif args.scaler_pickle:
         scaler = read_pickled_scaler(args.scaler_pickle, trust_pickle=args.trust_pickle)
-    architecture = None
-    if args.architecture:
-        architecture = (args.architecture, json.loads(args.architecture_params or "{}"))
     report = upgrade_legacy_model(
         args.old,
         args.out,
         feature_names=_names(args.features),
         scaler=scaler,
-        architecture=architecture,
+        architecture=_architecture(args.architecture, args.architecture_params),
         output=args.output,
+        tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
+        reference_inputs=args.reference_inputs,
+        reference_outputs=args.reference_outputs,
+        trust_saved_model=args.trust_saved_model,
     )
     print(
         f"upgraded {report.source} -> {report.out} (strategy {report.strategy}, "
         f"{len(report.patches)} patches, max |diff| {report.max_abs_diff:.2e} on "
         f"{report.n_checked} random inputs)"
     )
+    if report.n_reference:
+        print(
+            f"reference outputs reproduced on {report.n_reference} inputs "
+            f"(max |diff| {report.reference_max_abs_diff:.2e})"
+        )
+    else:
+        print(
+            "no reference outputs given: corrupted weights cannot be detected (HDF5 has no "
+            "checksum); pass --reference-inputs X.npy --reference-outputs Y.npy"
+        )
     for patch in report.patches:
         print(f"  - {patch}")
     return 0
+
+
+def _architecture(name: str | None, params: str | None) -> tuple[str, dict] | None:
+    """--architecture NAME [--architecture-params JSON] as (name, params), checked."""
+    if name is None:
+        if params is not None:
+            raise ConfigError(
+                "--architecture-params needs --architecture", fix="add --architecture NAME"
+            )
+        return None
+    try:
+        parsed = json.loads(params or "{}")
+    except ValueError as exc:
+        raise ConfigError(
+            f"--architecture-params is not JSON ({exc})",
+            fix="write e.g. --architecture-params '{\"timesteps\": 96}'",
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise ConfigError("--architecture-params must be a JSON object", fix="use {...}")
+    return name, parsed
 
 
 def add_parser(models_sub: argparse._SubParsersAction) -> None:
@@ -76,7 +108,13 @@ def add_parser(models_sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trust-pickle", action="store_true", help="allow reading --scaler-pickle")
     p.add_argument(
-        "--architecture", help="registered builder for a weights-only load, e.g. seed000"
+        "--trust-saved-model",
+        action="store_true",
+        help="allow loading a TensorFlow SavedModel (runs its graph; only for models you trust)",
+    )
+    p.add_argument(
+        "--architecture",
+        help="force a weights-only load into this registered builder, e.g. seed000",
     )
     p.add_argument("--architecture-params", help="JSON object of builder parameters")
     p.add_argument(
@@ -84,5 +122,17 @@ def add_parser(models_sub: argparse._SubParsersAction) -> None:
         default="auto",
         choices=["auto", "proba_up", "three_class", "return"],
         help="what the model's output means",
+    )
+    p.add_argument(
+        "--reference-inputs", help=".npy of model inputs whose outputs are known (needs the next)"
+    )
+    p.add_argument(
+        "--reference-outputs",
+        help=".npy of the outputs the model gave on --reference-inputs where it was trained",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        help="outputs agree when |a - b| <= T * (1 + |b|) (default 1e-5)",
     )
     p.set_defaults(func=_upgrade)
