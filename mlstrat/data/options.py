@@ -261,7 +261,7 @@ def config_syntax(prefix: str) -> ConfigSyntax:
 
 
 def cli_command(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """Run a CLI handler with fix hints in flag syntax and data-quality warnings as one line each."""
+    """Run a CLI handler with fix hints in flag syntax, data-quality warnings one line each."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:

@@ -227,20 +227,25 @@ def _rows(count: int) -> str:
 
 
 def _values(values: dict[str, np.ndarray], pos: int) -> str:
-    return ", ".join(f"{k}={values[k][pos]!r}" for k in ("open", "high", "low", "close", "volume"))
+    return ", ".join(
+        f"{k}={float(values[k][pos])!r}" for k in ("open", "high", "low", "close", "volume")
+    )
 
 
 def problem_text(kind: str, values: dict[str, np.ndarray], pos: int, **extra: Any) -> str:
     """What is wrong with the bar at `pos`, with its values."""
     if kind == "placeholder":
-        return f"placeholder bar (open = high = low = close, volume 0: exchange filler; {_values(values, pos)})"
+        return (
+            "placeholder bar (open = high = low = close, volume 0: exchange filler; "
+            f"{_values(values, pos)})"
+        )
     if kind == "zero_volume":
         return f"bar has zero volume ({_values(values, pos)})"
     if kind == "negative_volume":
-        return f"volume {values['volume'][pos]!r} is negative"
+        return f"volume {float(values['volume'][pos])!r} is negative"
     if kind == "incomplete":
         return (
-            f"last bar looks incomplete: volume {values['volume'][pos]!r} is under "
+            f"last bar looks incomplete: volume {float(values['volume'][pos])!r} is under "
             f"{INCOMPLETE_RATIO:.0%} of the median {extra['median']!r} of the bars before it"
         )
     if kind == "spike":
@@ -248,7 +253,7 @@ def problem_text(kind: str, values: dict[str, np.ndarray], pos: int, **extra: An
         price = values[column][pos]
         ref = extra["reference"]
         return (
-            f"price spike: {column}={price!r} is {max(price / ref, ref / price):.3g}x the "
+            f"price spike: {column}={float(price)!r} is {max(price / ref, ref / price):.3g}x the "
             f"local median close {ref:.6g} (limit {SPIKE_MIN_FACTOR:g}x; {_values(values, pos)})"
         )
     raise ValueError(kind)

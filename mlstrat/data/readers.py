@@ -13,6 +13,8 @@ Formats (`fmt=`), detected from the extension and the first bytes when `fmt="aut
   by magnitude.
 - ``cdd``: CryptoDataDownload CSV: URL banner line, newest row first, ``unix``/``date``/
   ``symbol`` columns and ``Volume <BASE>``/``Volume <QUOTE>``; the base-asset volume is used.
+  Rows are put in time order (overlapping export formats interleave); the ``date`` text is
+  checked against ``unix`` (`on_time_mismatch`).
 - ``yahoo``: ``Date,Open,High,Low,Close,Adj Close,Volume``. By default Close is the traded
   close and Adj Close (back-adjusted for splits and dividends, rewritten at every
   download) is not used; `adjust=True` scales open/high/low/close by Adj Close / Close
@@ -638,13 +640,15 @@ def _read_cdd(path: Path) -> RawTable:
     table = _table(renamed, path, symbol=symbol, default_zone="UTC")
     if unix is not None and date is not None:
         table.text_times = _cdd_dates(frame[date])
-    if len(table.times) > 1 and table.times[0] > table.times[-1]:  # newest first, as CDD ships
-        flip = slice(None, None, -1)
-        table.times = table.times[flip]
-        table.frame = table.frame.iloc[flip].reset_index(drop=True)
-        table.rows = table.rows[flip]
+    if len(table.times) > 1 and not table.times.is_monotonic_increasing:
+        # CDD ships newest first, and where two export formats overlap the blocks
+        # interleave: put rows in time order; duplicates are then resolved by file row.
+        order = np.argsort(np.asarray(table.times.asi8), kind="stable")
+        table.times = table.times[order]
+        table.frame = table.frame.iloc[order].reset_index(drop=True)
+        table.rows = table.rows[order]
         if table.text_times is not None:
-            table.text_times = table.text_times[flip]
+            table.text_times = table.text_times[order]
     return table
 
 
@@ -762,7 +766,8 @@ def _text_times(
     if opts.on_time_mismatch == "error":
         problem = (
             f"the date column says {text[pos].isoformat()} but the unix column says "
-            f"{frame.index[pos].isoformat()}; {positions.size} rows disagree"
+            f"{frame.index[pos].isoformat()}; {positions.size} "
+            f"{'row disagrees' if positions.size == 1 else 'rows disagree'}"
         )
         stamp = frame.index[pos].isoformat()
         raise kind_error("time_mismatch", problem, str(path), int(rows[pos]), stamp, "date")

@@ -244,7 +244,7 @@ def _order(table: _Table, opts: DataOptions) -> None:
 
 
 def _row_values(values: dict[str, np.ndarray], pos: int) -> str:
-    return ", ".join(f"{k}={values[k][pos]!r}" for k in OHLCV)
+    return ", ".join(f"{k}={float(values[k][pos])!r}" for k in OHLCV)
 
 
 def _duplicates(table: _Table, opts: DataOptions, report: q.QualityReport) -> None:
@@ -337,7 +337,9 @@ def _check_values(values: dict[str, np.ndarray], where: _Located) -> None:
     for name in PRICES:
         pos = _first(values[name] <= 0)
         if pos is not None:
-            raise where.error(f"price {values[name][pos]!r} is not positive", pos, name, _REPAIR)
+            raise where.error(
+                f"price {float(values[name][pos])!r} is not positive", pos, name, _REPAIR
+            )
     o, h, lo, c = (values[n] for n in PRICES)
     checks = (
         (h < lo, "high", "high is below low"),
@@ -347,7 +349,8 @@ def _check_values(values: dict[str, np.ndarray], where: _Located) -> None:
     found = [(p, col, text) for mask, col, text in checks if (p := _first(mask)) is not None]
     if found:
         pos, column, text = min(found, key=lambda item: item[0])
-        detail = f"{text} (open={o[pos]!r}, high={h[pos]!r}, low={lo[pos]!r}, close={c[pos]!r})"
+        shown = ", ".join(f"{k}={float(values[k][pos])!r}" for k in PRICES)
+        detail = f"{text} ({shown})"
         raise where.error(f"inconsistent candle: {detail}", pos, column, _REPAIR)
 
 
