@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 #: Public name -> module that defines it (imported lazily by __getattr__).
 _EXPORTS: dict[str, str] = {
     "load_bars": "mlstrat.data",
+    "gap_report": "mlstrat.data",
     "build_feature_feed": "mlstrat.features",
     "write_feature_feed": "mlstrat.features",
     "read_feature_feed": "mlstrat.features",

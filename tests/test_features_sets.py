@@ -177,7 +177,7 @@ def test_registry_custom_sets_and_errors(bars, scratch_registry):
         compute_features(bars, ["rsi_fourteen"])
 
 
-def test_higher_timeframe_needs_short_enough_bars(bars):
+def test_views_longer_bars_cannot_form_are_skipped_with_a_warning(bars):
     daily = bars.iloc[:0]
     daily = pd.DataFrame(
         {c: np.linspace(100, 120, 60) for c in ("open", "high", "low", "close")} | {"volume": 1.0},
@@ -185,5 +185,6 @@ def test_higher_timeframe_needs_short_enough_bars(bars):
     )
     daily.attrs = {"symbol": "X", "timeframe": "1D"}
     assert len(feature_columns(build_feature_feed(daily, "core"))) == 17
-    with pytest.raises(ConfigError):
-        build_feature_feed(daily, "lstm")
+    with pytest.warns(UserWarning, match="11 features skipped: 1D bars"):
+        cols = feature_columns(build_feature_feed(daily, "lstm"))
+    assert len(cols) == 35 and not any(c.startswith(("h4_", "h24_")) for c in cols)

@@ -3,11 +3,15 @@
 from mlstrat.features import build_feature_feed, feature_columns
 feed = build_feature_feed(bars, "xgb", targets=("direction:1", "three_class:4:0.003"))
 X = feed[feature_columns(feed)]
+
+Features are computed on all the history given; to start a run later without a cold
+warm-up, build on every bar up to the run's end and `cut_after_warmup(feed, start)`.
 """
 
 from mlstrat.features.feed_io import (
     build_feature_feed,
     build_feature_feeds,
+    cut_after_warmup,
     feature_columns,
     read_feature_feed,
     read_metadata,
@@ -18,9 +22,11 @@ from mlstrat.features.feed_io import (
 from mlstrat.features.sets import (
     KNOWN_VERSIONS,
     FeatureSet,
+    buildable_sets,
     get_feature_set,
     list_feature_sets,
     register_feature_set,
+    warmup_info,
 )
 from mlstrat.features.targets import (
     Target,
@@ -38,6 +44,8 @@ __all__ = [
     "Target",
     "build_feature_feed",
     "build_feature_feeds",
+    "buildable_sets",
+    "cut_after_warmup",
     "direction",
     "feature_columns",
     "forward_return",
@@ -52,5 +60,6 @@ __all__ = [
     "source_sha256",
     "target_columns",
     "three_class",
+    "warmup_info",
     "write_feature_feed",
 ]

@@ -10,6 +10,12 @@ has closed by the end of that bar (`mlstrat.data.align_closed`): `h24_rsi_14` at
 13:00 bar is the 14-day RSI as of yesterday's close. A leading candle that opened before
 the first bar is dropped as partial.
 
+A view exists when its span is a whole multiple of at least two bars (`view_multiple`):
+4h and 24h on 1h or 15min bars, 24h on 4h bars, none on daily bars. Names needing a view
+the bars cannot form (`h4_...` on 4h or daily bars, and the interactions built on them)
+are skipped by `compute_features` with one warning naming them, and listed in the
+result's ``attrs["skipped_features"]``.
+
 Names are scale-free where the quantity allows it: price levels are expressed as
 ratios to the close (`sma_20_ratio` = close / SMA20 - 1, `macd_norm` = MACD / close,
 `atr_14_ratio` = ATR14 / close), volatilities are in log-return units, oscillators
@@ -21,6 +27,7 @@ interactions; they are not scale-free and no registered set uses them directly.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -37,6 +44,8 @@ SURGE_MULTIPLE = 2.0  # volume_surge_flag: volume beyond this multiple of its pr
 TREND_ADX = 25.0  # trend_regime: ADX level above which a trend counts
 CONSOLIDATION_LOOKBACK = 100  # consolidation_regime: bars over which width is ranked
 CONSOLIDATION_QUANTILE = 0.2  # consolidation_regime: width percentile at or below = 1
+MIN_VIEW_MULTIPLE = 2  # a higher-timeframe view spans at least this many bars
+_HOUR_NS = 3_600_000_000_000
 
 
 def _s(values: np.ndarray, like: pd.Series) -> pd.Series:
@@ -302,6 +311,28 @@ def bars_timeframe(bars: pd.DataFrame) -> str:
     return normalize_timeframe(tf)
 
 
+class ViewUnavailable(ConfigError):
+    """A feature needs an `hours`-hour view that bars of `timeframe` cannot form."""
+
+    def __init__(self, hours: int, timeframe: str) -> None:
+        super().__init__(
+            f"the {hours}h view is not a whole multiple of at least {MIN_VIEW_MULTIPLE} "
+            f"{timeframe} bars",
+            fix="use bars whose length divides the view (e.g. 1h for 4h and 24h views)",
+        )
+        self.hours = hours
+        self.timeframe = timeframe
+
+
+def view_multiple(timeframe: str, hours: int) -> int | None:
+    """Bars per `hours`-hour candle when that is a whole number >= MIN_VIEW_MULTIPLE, else None."""
+    bar_ns = fixed_nanos(timeframe)
+    view_ns = hours * _HOUR_NS
+    if not bar_ns or view_ns % bar_ns or view_ns // bar_ns < MIN_VIEW_MULTIPLE:
+        return None
+    return view_ns // bar_ns
+
+
 def closed_higher(bars: pd.DataFrame, rule: str) -> tuple[pd.DataFrame, np.ndarray]:
     """`rule` candles of `bars` and, per bar, the row of the last candle closed by its end (-1: none)."""
     timeframe = bars_timeframe(bars)
@@ -334,6 +365,9 @@ class FeatureBuilder:
 
     def _higher(self, hours: int) -> tuple[View, np.ndarray]:
         if hours not in self._htf:
+            timeframe = bars_timeframe(self.bars)
+            if view_multiple(timeframe, hours) is None:
+                raise ViewUnavailable(hours, timeframe)
             higher, positions = closed_higher(self.bars, f"{hours}h")
             self._htf[hours] = (View(higher), positions)
         return self._htf[hours]
@@ -344,7 +378,11 @@ class FeatureBuilder:
             return self.base.memo(("interaction", name), lambda: INTERACTIONS[name](self.get))
         match = _BARS_PER.fullmatch(name)
         if match:
-            return int(match.group(1)) * 3_600_000_000_000 / fixed_nanos(bars_timeframe(self.bars))
+            hours, timeframe = int(match.group(1)), bars_timeframe(self.bars)
+            multiple = view_multiple(timeframe, hours)
+            if multiple is None:
+                raise ViewUnavailable(hours, timeframe)
+            return float(multiple)
         match = _HTF.fullmatch(name)
         if match:
             hours, rest = int(match.group(1)), match.group(2)
@@ -357,11 +395,37 @@ class FeatureBuilder:
         return self.base.feature(name)
 
     def frame(self, names: Iterable[str]) -> pd.DataFrame:
-        names = list(names)
-        data = {n: self.get(n).to_numpy(dtype=float) for n in names}
-        return pd.DataFrame(data, index=self.bars.index, columns=names)
+        """Columns for `names`, without those needing a view the bars cannot form (see module)."""
+        data: dict[str, np.ndarray] = {}
+        skipped: dict[str, list[str]] = {}
+        for name in names:
+            try:
+                data[name] = self.get(name).to_numpy(dtype=float)
+            except ViewUnavailable as exc:
+                skipped.setdefault(f"{exc.hours}h", []).append(name)
+        out = pd.DataFrame(data, index=self.bars.index, columns=list(data))
+        if skipped:
+            _warn_skipped(skipped, bars_timeframe(self.bars))
+            out.attrs["skipped_features"] = skipped
+        return out
+
+
+def _warn_skipped(skipped: dict[str, list[str]], timeframe: str) -> None:
+    views = "; ".join(
+        f"{view} view ({len(names)}): {', '.join(names)}" for view, names in skipped.items()
+    )
+    count = sum(len(names) for names in skipped.values())
+    warnings.warn(
+        f"{count} features skipped: {timeframe} bars cannot form the views they need "
+        f"(a view must span a whole number of at least {MIN_VIEW_MULTIPLE} bars). {views}",
+        stacklevel=4,
+    )
 
 
 def compute_features(bars: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
-    """Evaluate catalogue feature names on bars; one float64 column per name, indexed like bars."""
+    """Evaluate catalogue feature names on bars; one float64 column per name, indexed like bars.
+
+    Names needing a higher-timeframe view the bars cannot form are left out with a
+    warning and listed in ``attrs["skipped_features"]`` (view -> names).
+    """
     return FeatureBuilder(bars).frame(names)

@@ -21,19 +21,30 @@ Built-in sets (windows in bars; names documented in `mlstrat.features.catalogue`
   momentum-acceleration and breakout features, and cross-indicator / cross-timeframe
   interactions.
 
-`lstm` and `xgb` need bars whose length divides 4 hours (e.g. 1h or 15min).
+`lstm` and `xgb` are complete on bars whose length divides 4 hours at least twice (e.g.
+1h or 15min). On longer bars the 4h and 24h views they cannot form are skipped with a
+warning naming the columns (on 4h bars the 4h view, on daily bars both: xgb keeps 118 of
+its 190 columns there); the feed's metadata lists them under "skipped_features". A set
+none of whose columns can be built (or whose builder fails) raises a ConfigError naming
+the file, the set, the timeframe and the sets that can be built (`buildable_sets`).
+
+`warmup_info` tells how many bars a set needs before every column is defined.
 """
 
 from __future__ import annotations
 
 import keyword
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from mlstrat.errors import ConfigError
-from mlstrat.features.catalogue import compute_features
+from mlstrat.data.timeframe import fixed_nanos
+from mlstrat.errors import ConfigError, MlstratError
+from mlstrat.features.catalogue import bars_timeframe, compute_features
 
 Builder = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -54,15 +65,107 @@ class FeatureSet:
     feature_names: tuple[str, ...] | None = None
 
     def build(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Features for `bars`, checked: same index, float64, identifier names, no inf."""
-        out = self.builder(bars)
+        """Features for `bars`, checked: same index, float64, identifier names, no inf.
+
+        Columns needing views the bars cannot form are skipped (listed in
+        ``attrs["skipped_features"]``); a set left with no column, or whose
+        builder raises an mlstrat error, is a ConfigError naming the file, the
+        set, the timeframe and the sets that can be built.
+        """
+        try:
+            out = self.builder(bars)
+        except MlstratError as exc:
+            raise self._cannot_build(bars, getattr(exc, "problem", str(exc))) from None
         if not isinstance(out, pd.DataFrame) or not out.index.equals(bars.index):
             raise ConfigError(
                 f"feature set {self.name!r} v{self.version}: builder must return a DataFrame "
                 "indexed exactly like the bars"
             )
+        if out.shape[1] == 0 and out.attrs.get("skipped_features"):
+            views = ", ".join(out.attrs["skipped_features"])
+            raise self._cannot_build(bars, f"every column needs a view they cannot form ({views})")
         check_feature_names(list(out.columns), f"feature set {self.name!r}")
-        return out.astype(float)
+        skipped = out.attrs.get("skipped_features")
+        out = out.astype(float)
+        if skipped:
+            out.attrs["skipped_features"] = skipped
+        return out
+
+    def _cannot_build(self, bars: pd.DataFrame, reason: str) -> ConfigError:
+        try:
+            timeframe = bars_timeframe(bars)
+        except MlstratError:
+            timeframe = "?"
+        usable = [s for s in buildable_sets(timeframe) if not s.startswith(f"{self.name} ")]
+        return ConfigError(
+            f"feature set {self.name!r} v{self.version} cannot be built on {timeframe} bars: "
+            f"{reason}",
+            file=source_path(bars),
+            fix=f"use a set that can be built on {timeframe} bars: "
+            f"{', '.join(usable) or 'none registered'}; or load bars of a timeframe that "
+            "divides 4h (e.g. 1h)",
+        )
+
+
+def source_path(bars: pd.DataFrame) -> str | None:
+    """The file the bars came from, when the loader recorded it (attrs["source_path"])."""
+    path = bars.attrs.get("source_path")
+    return None if path is None else str(path)
+
+
+def buildable_sets(timeframe: str) -> list[str]:
+    """Registered sets that can be built on `timeframe` bars, as "name (k of n features)".
+
+    Each name-list set is evaluated on a few synthetic bars of that timeframe, so
+    the count is exactly what skipping leaves; builder-function sets are listed
+    as not checked.
+    """
+    nanos = fixed_nanos(timeframe) if timeframe != "?" else None
+    try:
+        freq = pd.Timedelta(nanos, unit="ns") if nanos else timeframe
+        index = pd.date_range("2024-01-01", periods=8, freq=freq, tz="UTC", name="timestamp")
+    except (ValueError, TypeError):
+        return []
+    flat = np.linspace(100.0, 101.0, len(index))
+    bars = pd.DataFrame(
+        {"open": flat, "high": flat + 1, "low": flat - 1, "close": flat, "volume": 1.0},
+        index=index,
+    )
+    bars.attrs = {"timeframe": timeframe}
+    out = []
+    for fs in list_feature_sets():
+        if fs.feature_names is None:
+            out.append(f"{fs.name} (builder function, not checked)")
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kept = compute_features(bars, fs.feature_names).shape[1]
+        except MlstratError:
+            continue
+        if kept:
+            out.append(f"{fs.name} ({kept} of {len(fs.feature_names)} features)")
+    return out
+
+
+def warmup_info(features: pd.DataFrame) -> dict[str, Any]:
+    """How long the features take to be defined: bars before the first complete row, its time.
+
+    ``warmup_bars`` counts the rows before the first row with every column
+    defined (all rows when there is none); ``first_complete`` is that row's
+    timestamp (ISO text, None if no row is complete); ``never_defined`` lists
+    columns NaN on every row (e.g. volume ratios of zero-volume data).
+    """
+    defined = features.notna().to_numpy()
+    complete = defined.all(axis=1) if features.shape[1] else np.ones(len(features), bool)
+    first = int(np.argmax(complete)) if complete.any() else None
+    return {
+        "warmup_bars": len(features) if first is None else first,
+        "first_complete": None if first is None else features.index[first].isoformat(),
+        "never_defined": [
+            c for c, ok in zip(features.columns, defined.any(axis=0), strict=True) if not ok
+        ],
+    }
 
 
 def check_feature_names(names: Sequence[str], owner: str) -> None:
