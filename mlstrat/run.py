@@ -196,9 +196,9 @@ def _now() -> str:
 
 
 def _bar(progress: bool, total: int, desc: str, unit: str) -> Any:
-    from tqdm.auto import tqdm
+    from mlstrat.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=True)
+    return progress_bar(total=total, desc=desc, unit=unit, enabled=progress)
 
 
 def horizon_of(target: str) -> int:

@@ -360,18 +360,20 @@ def build_feature_feeds(
     progress: bool = True,
     load_options: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Yield (symbol, feature feed) per source, with a tqdm bar; one symbol in memory at a time.
+    """Yield (symbol, feature feed) per source, with a progress bar; one symbol in memory at a time.
 
     `minute_bars` maps a symbol to its 1-minute bars; `load_options` are data options for
     `load_bars` (DataOptions). The symbol is bars.attrs["symbol"],
     else the file name up to its first '-' or '_' (or `series<i>` for frames).
     """
-    from tqdm import tqdm
+    from mlstrat.progress import progress_bar
 
     sources = list(sources)
     minute_bars = dict(minute_bars or {})
     seen: set[str] = set()
-    for i, source in enumerate(tqdm(sources, desc="features", unit="symbol", disable=not progress)):
+    for i, source in enumerate(
+        progress_bar(sources, desc="features", unit="symbol", enabled=progress)
+    ):
         bars = load_source(source, **(load_options or {}))
         if isinstance(source, pd.DataFrame):
             fallback = f"series{i}"

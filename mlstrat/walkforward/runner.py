@@ -567,14 +567,15 @@ def _execute(
     total: int,
 ) -> None:
     from joblib import Parallel, delayed, parallel_config
-    from tqdm.auto import tqdm
 
-    bar = tqdm(
+    from mlstrat.progress import progress_bar
+
+    bar = progress_bar(
         total=total,
         initial=total - len(tasks),
         desc="walk-forward folds",
         unit="fold",
-        disable=not progress,
+        enabled=progress,
     )
     try:
         if not tasks:
