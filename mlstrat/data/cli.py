@@ -63,7 +63,7 @@ def inspect_command(args: argparse.Namespace) -> int:
 def _calendar_line(calendar: dict[str, Any]) -> str:
     from mlstrat.data.timeframe import Calendar
 
-    return Calendar.from_value(calendar).describe() + " (--calendar overrides)"
+    return Calendar.from_value(calendar).describe() + ", --calendar overrides)"
 
 
 def _adjust_line(adjust: dict[str, Any]) -> str:

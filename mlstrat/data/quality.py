@@ -36,7 +36,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlstrat.errors import DataError, DataQualityWarning, Fix, Setting, option_fix
+from mlstrat.errors import (
+    CliSyntax,
+    DataError,
+    DataQualityWarning,
+    Fix,
+    Setting,
+    current_syntax,
+    option_fix,
+)
 
 KINDS = (
     "exact_duplicate",
@@ -210,7 +218,12 @@ class QualityReport:
         if changeable:
             kind = changeable[0]
             fix = Fix("{} to remove them", Setting(OPTION[kind], "drop")).render()
-            text += f". Fix: {fix}; details in bars.attrs['quality']"
+            where = (
+                "`mlstrat data inspect` lists them"
+                if isinstance(current_syntax(), CliSyntax)
+                else "details in bars.attrs['quality']"
+            )
+            text += f". Fix: {fix}; {where}"
         return (f"{self.file}: " if self.file else "") + text
 
     def warn(self) -> None:

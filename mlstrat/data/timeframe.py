@@ -189,14 +189,15 @@ class Calendar:
         )
 
     def describe(self) -> str:
-        """One line for `data inspect`, e.g. "business (weekdays, inferred)"."""
+        """Text for `data inspect`, e.g. "business (weekdays, all day, UTC; inferred" (open:
+        the caller closes the parenthesis after adding its own note)."""
         how = "inferred" if self.inferred else "given"
         if self.kind == "24/7":
-            return f"24/7 (every day, {how})"
+            return f"24/7 (every day; {how}"
         if self.kind == "business":
-            return f"business (weekdays, all day, {self.zone}, {how})"
+            return f"business (weekdays, all day, {self.zone}; {how}"
         runs = ", ".join(f"{a}-{b}" if a != b else a for a, b in self.session)
-        return f"session (weekdays, bars opening {runs} {self.zone}, {how})"
+        return f"session (weekdays, bars opening {runs} {self.zone}; {how}"
 
 
 def _local(index: pd.DatetimeIndex, zone: str) -> pd.DatetimeIndex:
