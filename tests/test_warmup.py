@@ -86,6 +86,10 @@ def test_warmup_metadata_counts_history_and_lookback(feeds, tmp_path):
     assert whole["first_complete"] == full.index[info["lookback_bars"]].isoformat()
     path = write_feature_feed(run, tmp_path / "f.parquet")
     assert read_feature_feed(path).attrs["mlstrat"]["warmup"] == info
+    # a zone-less start means UTC
+    naive = cut_after_warmup(full, "2025-01-01")
+    assert naive.index[0] == START
+    assert naive.attrs["mlstrat"]["warmup"]["history_bars"] == info["history_bars"]
 
 
 def test_short_history_leaves_a_warmup_inside_the_run():

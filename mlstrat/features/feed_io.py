@@ -169,7 +169,7 @@ def build_feature_feed(
 
 
 def cut_after_warmup(feed: pd.DataFrame, start: Any) -> pd.DataFrame:
-    """Rows of `feed` from `start` on, its features having been computed on all earlier bars.
+    """Rows of `feed` from `start` (UTC if zone-less) on, features computed on all earlier bars.
 
     Build the feed on every bar of the file up to the run's end, then cut here, so
     the first rows of the run carry features warmed up on earlier history instead
@@ -180,7 +180,9 @@ def cut_after_warmup(feed: pd.DataFrame, start: Any) -> pd.DataFrame:
     `warmup_bars` and `first_complete` (see `mlstrat.features.sets.warmup_info`).
     """
     meta = dict(feed.attrs.get("mlstrat") or {})
-    kept = feed[feed.index >= pd.Timestamp(start)]
+    first = pd.Timestamp(start)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    kept = feed[feed.index >= first]
     whole = dict(meta.get("warmup") or warmup_info(feed[feature_columns(feed)]))
     info = warmup_info(kept[feature_columns(feed)])
     info["history_bars"] = int(len(feed) - len(kept))
