@@ -119,6 +119,12 @@ def test_compute_metrics_headlines_match_reference_on_result():
     assert t["n_trades"] == len(res.trades)
     assert t["fees_paid"] == pytest.approx(res.trades["commission"].sum())
     assert set(m.per_symbol) == {"BTCUSDT", "ETHUSDT"}
+    # cost attribution (no fills recorded here: from the closed trades): gross − fees = net
+    costs = m.costs
+    assert costs["basis"] == "trades"
+    for row in [*costs["per_symbol"].values(), costs["total"]]:
+        assert row["gross_pnl"] - row["fees"] == pytest.approx(row["net_pnl"], abs=1e-9)
+    assert costs["total"]["net_pnl"] == pytest.approx(res.trades["pnl_net"].sum())
 
 
 def test_annualisation_is_inferred_from_bars_and_calendar():
