@@ -35,26 +35,22 @@ def is_terminal(stream: Any) -> bool:
 def progress_bar(
     iterable: Iterable[Any] | None = None,
     *,
-    total: int | None = None,
-    desc: str = "",
-    unit: str = "it",
     enabled: bool = True,
-    initial: int = 0,
     stream: TextIO | None = None,
+    **options: Any,
 ) -> Any:
     """A tqdm bar when `stream` (default stderr) is a terminal or Jupyter runs us, else plain lines.
 
-    Both support ``update(n)``, ``set_postfix_str(text)``, ``close()``, use as a
-    context manager and iteration over `iterable`. ``enabled=False`` prints nothing.
+    `options` are tqdm's ``total``, ``desc``, ``unit`` and ``initial``. Both kinds
+    support ``update(n)``, ``set_postfix_str(text)``, ``close()``, use as a context
+    manager and iteration over `iterable`. ``enabled=False`` prints nothing.
     """
     out = sys.stderr if stream is None else stream
     if enabled and (is_terminal(out) or "ipykernel" in sys.modules):
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=out)
-    return PlainProgress(
-        iterable, total=total, desc=desc, unit=unit, enabled=enabled, initial=initial, stream=out
-    )
+        return tqdm(iterable, file=out, **options)
+    return PlainProgress(iterable, enabled=enabled, stream=out, **options)
 
 
 class PlainProgress:
