@@ -128,6 +128,7 @@ class RunDir:
                     stale.get("pid"),
                     stale.get("host"),
                 )
+            self.refuse_symlinks()
             self.remove_leftovers()
             yield
 
@@ -295,6 +296,19 @@ class RunDir:
                 return
             path.rmdir()
             rel = rel.parent
+
+    def refuse_symlinks(self) -> None:
+        """Refuse at once (before any work) when a recorded file or a folder on its way
+        has been replaced by a symlink."""
+        seen: set[Path] = set()
+        for rel in self.files:
+            current = self.root
+            for part in PurePosixPath(rel).parts:
+                current = current / part
+                if current in seen:
+                    continue
+                seen.add(current)
+                self._no_symlink(current)
 
     def remove_leftovers(self) -> None:
         """Remove temporary files a killed run left (only names carrying mlstrat's mark)."""

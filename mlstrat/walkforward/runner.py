@@ -240,11 +240,15 @@ def exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
     """In a local worker process, exit as soon as the run that started it dies.
 
     A killed run's loky workers would otherwise train for minutes, holding cores
-    and writing into the cache. Only direct children of `parent_pid` watch (a
-    Dask worker on another host has another parent); idempotent per process.
+    and writing into the cache. Only loky workers (direct children of the run) watch;
+    a Dask worker belongs to its cluster. Idempotent per process.
     """
-    if _WATCHED_PARENT or os.getppid() != parent_pid:
+    import multiprocessing
+
+    if _WATCHED_PARENT or not multiprocessing.current_process().name.startswith("Loky"):
         return
+    if os.getppid() != parent_pid:  # the run died before this worker got to its task
+        os._exit(1)
     _WATCHED_PARENT.append(parent_pid)
 
     def watch() -> None:
