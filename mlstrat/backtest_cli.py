@@ -206,20 +206,14 @@ def _feature_feed(
             path, columns=columns, start=args.start, end=args.end, predictions=pred
         )
     from mlstrat.features.cli import feed_from_data
+    from mlstrat.feed import _utc_or_none
 
     frame = feed_from_data(path, args, symbol=symbol)
     if args.start is not None:
-        frame = frame[frame.index >= _utc(args.start)]
+        frame = frame[frame.index >= _utc_or_none(args.start)]
     if args.end is not None:
-        frame = frame[frame.index <= _utc(args.end)]
+        frame = frame[frame.index <= _utc_or_none(args.end)]
     return FeatureFeed.from_frame(frame, columns=columns, predictions=pred)
-
-
-def _utc(text: str) -> Any:
-    import pandas as pd
-
-    ts = pd.Timestamp(text)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _folds_beside(predictions: Path, symbol: str) -> list[dict]:

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_data_quality import quiet_load, shared
 
 from mlstrat.cli import main
 from mlstrat.data import gap_report, load_bars
 from mlstrat.data.timeframe import Calendar, infer_calendar
-from mlstrat.errors import ConfigError, DataError, DataQualityWarning
+from mlstrat.errors import ConfigError, DataError
 from mlstrat.report.metrics import infer_annualisation
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = REPO / "tests" / "fixtures" / "data_quality"
 SPY = FIX / "spy-2024-03.csv"
 FDAX = FIX / "FDAX-30min-session.csv"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def shared(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared dataset {path.name} not present")
-    return path
-
-
-def quiet_load(path: Path, **options) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataQualityWarning)
-        return load_bars(path, **options)
 
 
 def weekend_gaps(gaps) -> int:

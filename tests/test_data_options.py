@@ -306,8 +306,9 @@ def test_train_walkforward_backtest_from_a_candle_file_with_data_flags(tmp_path,
         "policy": "error",
     }
     argv = ["backtest", "--data", str(slice_path), "--predictions", str(wf / "predictions.parquet")]
-    assert main([*argv, "--out", str(tmp_path / "bt"), *common]) == 0
-    assert "BTCUSDT: 3000 bars" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "bt"), "--start", "2024-06-01", *common]) == 0
+    in_range = int((bars.index >= pd.Timestamp("2024-06-01", tz="UTC")).sum())
+    assert f"BTCUSDT: {in_range} bars" in capsys.readouterr().out and in_range < 3000
 
 
 def test_options_object_round_trip():

@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mlstrat.errors import (
@@ -72,7 +72,7 @@ class DataOptions:
         None, 'bar size, e.g. "1h" (default: the modal bar spacing)', metavar="TF"
     )
     fmt: str = _option(
-        "auto", "file format (default: detected)", choices=("auto", *FORMATS), key="format"
+        "auto", "file format; auto detects it", choices=("auto", *FORMATS), key="format"
     )
     tz: str | None = _option(
         None, 'zone of zone-less timestamps, e.g. "UTC" or "America/New_York"', metavar="ZONE"
@@ -176,11 +176,6 @@ class DataOptions:
 def option_names() -> tuple[str, ...]:
     """Python names of every data option, in declaration order."""
     return tuple(f.name for f in fields(DataOptions))
-
-
-def option_default(name: str) -> Any:
-    spec = next(f for f in fields(DataOptions) if f.name == name)
-    return None if spec.default is MISSING else spec.default
 
 
 def cli_flag(name: str) -> str:

@@ -101,7 +101,7 @@ def spike_mask(prices: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np
     1.4826 x the median absolute log close-to-close move over bars t-24..t+24 (a robust
     standard deviation). A price p is a spike when |ln(p / reference)| exceeds both
     ln(3) and 25 scales. Medians ignore a lone bad print, so one spike cannot hide itself;
-    on the shared Binance 1h files (2018-2026, 380k bars) nothing is flagged: their
+    on the shared Binance 1h files (2018-2026, 338k bars) nothing is flagged: their
     largest genuine wick is 2.46x the reference (ADAUSDT, 2025-10-10 21:00).
     """
     logs = {k: np.log(prices[k]) for k in _PRICES}
