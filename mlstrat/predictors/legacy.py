@@ -841,7 +841,7 @@ def _listed_model(report: Any) -> str:
                 )
             return rel
     raise IntegrityError(
-        f"the manifest lists no model ({' or '.join(candidates)})",
+        f"the manifest lists no model ({' or '.join(map(str, candidates))})",
         file=report.path / "manifest.json",
         fix="restore the directory from a backup or upgrade the legacy model again",
     )

@@ -95,7 +95,8 @@ def _requires_trust(path: Path) -> tuple[str, ...]:
     if is_saved_model_dir(path):
         return (SAVED_MODEL_TRUST,)
     if _is_model_dir(path):
-        return tuple(load_json(path / METADATA_FILE).get("requires_trust") or ())
+        meta = load_json(path / METADATA_FILE)
+        return tuple(meta.get("requires_trust") or ()) if isinstance(meta, dict) else ()
     return ()
 
 

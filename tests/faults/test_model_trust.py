@@ -559,26 +559,25 @@ def test_upgrade_refuses_to_replace_a_directory_that_is_not_a_model(tmp_path, ca
 # ----------------------------------------------------------------------------- --architecture
 
 
-def _seed000_args() -> list[str]:
-    builder = json.loads((FIXTURES / "fixtures.json").read_text())["models"]["seed000"]["builder"]
-    return [
-        "--architecture",
-        builder["name"],
-        "--architecture-params",
-        json.dumps(builder["params"]),
+def _seed000_params() -> dict:
+    return json.loads((FIXTURES / "fixtures.json").read_text())["models"]["seed000"]["builder"][
+        "params"
     ]
+
+
+def _upgrade_seed000(capsys, out: Path, params: str, *extra: str) -> tuple[int, str, list[str]]:
+    """`mlstrat models upgrade seed000.h5 --out OUT --architecture seed000 --architecture-params`."""
+    source = str(FIXTURES / "seed000.h5")
+    flags = ["--architecture", "seed000", "--architecture-params", params, *extra]
+    return _cli(capsys, "models", "upgrade", source, "--out", str(out), *flags)
 
 
 def test_architecture_forces_the_weights_only_path(tmp_path, capsys):
     out = tmp_path / "forced"
-    code, stdout, err = _cli(
+    code, stdout, err = _upgrade_seed000(
         capsys,
-        "models",
-        "upgrade",
-        str(FIXTURES / "seed000.h5"),
-        "--out",
-        str(out),
-        *_seed000_args(),
+        out,
+        json.dumps(_seed000_params()),
         "--reference-inputs",
         str(FIXTURES / "seed000_input.npy"),
         "--reference-outputs",
@@ -592,31 +591,11 @@ def test_architecture_forces_the_weights_only_path(tmp_path, capsys):
     assert all("skipped" in reason for _, reason in legacy["attempts"])
 
 
-def test_architecture_mismatch_lists_the_layers_of_both(tmp_path, capsys):
+def _first_lstm_kernel_shape(h5_path: Path) -> tuple[int, ...]:
+    """Shape of the first LSTM layer's input kernel, read from the .h5 file with h5py."""
     import h5py
 
-    from mlstrat.predictors.legacy import build_seed000
-
-    params = json.loads(_seed000_args()[3])
-    params["lstm_units"] = [16, 8, 6]
-    out = tmp_path / "x"
-    code, _, err = _cli(
-        capsys,
-        "models",
-        "upgrade",
-        str(FIXTURES / "seed000.h5"),
-        "--out",
-        str(out),
-        "--architecture",
-        "seed000",
-        "--architecture-params",
-        json.dumps(params),
-    )
-    assert code == 2 and len(err) == 1 and not out.exists()
-    line = err[0]
-    assert "file layers:" in line and "architecture layers:" in line
-    # The file's first LSTM kernel (17 -> 8 filters -> 4*12 gates) and the builder's (4*16).
-    with h5py.File(FIXTURES / "seed000.h5", "r") as f:
+    with h5py.File(h5_path, "r") as f:
         group = f["model_weights"]
         layers = [
             n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["layer_names"]
@@ -624,22 +603,24 @@ def test_architecture_mismatch_lists_the_layers_of_both(tmp_path, capsys):
         first_lstm = group[next(n for n in layers if n.startswith("lstm"))]
         paths: list[str] = []
         first_lstm.visit(paths.append)
-        saved = first_lstm[next(p for p in paths if p.endswith("cell/kernel:0"))].shape
-    built = build_seed000(**params).get_layer(index=2).weights[0].shape
-    assert f"({saved[0]},{saved[1]})" in line.split("architecture layers:")[0]
-    assert f"({built[0]},{built[1]})" in line.split("architecture layers:")[1]
-    assert saved != tuple(built)
+        return first_lstm[next(p for p in paths if p.endswith("cell/kernel:0"))].shape
 
-    code, _, err = _cli(
-        capsys,
-        "models",
-        "upgrade",
-        str(FIXTURES / "seed000.h5"),
-        "--out",
-        str(out),
-        "--architecture",
-        "seed000",
-        "--architecture-params",
-        "{not json",
-    )
+
+def test_architecture_mismatch_lists_the_layers_of_both(tmp_path, capsys):
+    from mlstrat.predictors.legacy import build_seed000
+
+    params = {**_seed000_params(), "lstm_units": [16, 8, 6]}
+    out = tmp_path / "x"
+    code, _, err = _upgrade_seed000(capsys, out, json.dumps(params))
+    assert code == 2 and len(err) == 1 and not out.exists()
+    file_part, _, built_part = err[0].partition("architecture layers:")
+    assert "file layers:" in file_part and built_part
+    # The file's first LSTM kernel (8 conv filters -> 4*12 gates) and the builder's (4*16).
+    saved = _first_lstm_kernel_shape(FIXTURES / "seed000.h5")
+    built = tuple(build_seed000(**params).get_layer(index=2).weights[0].shape)
+    assert saved != built
+    assert f"({saved[0]},{saved[1]})" in file_part.split("file layers:")[1]
+    assert f"({built[0]},{built[1]})" in built_part
+
+    code, _, err = _upgrade_seed000(capsys, out, "{not json")
     assert code == 2 and len(err) == 1 and "--architecture-params" in err[0]
