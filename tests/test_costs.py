@@ -276,6 +276,9 @@ def test_report_shows_the_costs_table_and_slippage_line(tmp_path):
     res = run_table()
     page = build_report(res, tmp_path / "page").read_text()
     assert 'id="costs-table"' in page and "slippage-note" in page
+    table = page[page.index('id="costs-table"') :]
+    table = table[: table.index("</table>")]
+    assert "Net P&amp;L (marked to market)" in table and "closed trades" not in table
     assert "nominal 10.0 bp" in page and "25 % of fills capped by the bar range" in page
     assert (tmp_path / "page" / FILLS_FILE).is_file()
 

@@ -492,7 +492,12 @@ def _costs_section(metrics: Metrics) -> str:
     rows = [{"symbol": s, **{k: v[k] for k in keys}} for s, v in costs["per_symbol"].items()]
     rows.append({"symbol": "total", **{k: costs["total"][k] for k in keys}})
     parts.append(
-        _table(["symbol", *keys], rows, labels={"symbol": "Symbol"}, table_id="costs-table")
+        _table(
+            ["symbol", *keys],
+            rows,
+            labels={"symbol": "Symbol", "net_pnl": "Net P&L (marked to market)"},
+            table_id="costs-table",
+        )
     )
     parts.append(
         "<p>Gross P&amp;L is at the raw fill prices (before slippage); a position still open at "
