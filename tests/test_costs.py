@@ -234,6 +234,14 @@ def test_fills_survive_save_and_load(tmp_path):
     assert compute_metrics(loaded).costs == compute_metrics(res).costs
 
 
+def test_open_position_without_a_close_to_mark_it_is_unknown_not_an_error():
+    fills = run_table().fills.iloc[:1]  # long still open; no records or benchmark
+    res = BacktestResult(equity=pd.Series(CASH, index=table_frame().index), fills=fills)
+    costs = compute_metrics(res).costs
+    assert math.isnan(costs["total"]["gross_pnl"]) and math.isnan(costs["total"]["net_pnl"])
+    assert costs["total"]["slippage"] == pytest.approx(STAKE * 101.0 * SLIP)
+
+
 def test_tampered_fills_break_the_identity_and_raise(tmp_path):
     res = run_table()
     path = res.save(tmp_path / "r") / FILLS_FILE

@@ -494,7 +494,8 @@ def cost_attribution(result: BacktestResult) -> dict[str, Any]:
     fees = Σ commission, net = Σ size × (mark − price) − fees, where mark is
     the symbol's last close (it only matters for a position still open).
     Otherwise (``basis`` "trades") from the closed trades, with slippage
-    unknown (NaN) and inside gross. Raises IntegrityError when gross −
+    unknown (NaN) and inside gross. An open position with no close to mark it
+    at (no records, no benchmark) leaves gross and net NaN. Raises IntegrityError when gross −
     slippage − fees differs from net by more than `ATTRIBUTION_TOLERANCE`
     of the traded notional (a fills table whose columns disagree).
     """
@@ -523,6 +524,8 @@ def cost_attribution(result: BacktestResult) -> dict[str, Any]:
 
 
 def _check_identity(row: dict[str, Any], name: str, result: BacktestResult) -> None:
+    if not (math.isfinite(row["gross_pnl"]) and math.isfinite(row["net_pnl"])):
+        return  # an open position with no close to mark it at: both unknown, nothing to check
     slippage = row["slippage"] if math.isfinite(row["slippage"]) else 0.0
     gap = row["gross_pnl"] - slippage - row["fees"] - row["net_pnl"]
     scale = max(1.0, row["notional"])
