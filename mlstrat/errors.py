@@ -30,12 +30,21 @@ class Setting:
     value: Any
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """A Setting value meaning "any of these": `fmt= one of "csv", "cdd"` / `--fmt {csv,cdd}`."""
+
+    values: tuple[str, ...]
+
+
 class FixSyntax:
     """How a Setting is written in Python calls: `on_duplicate="keep_last"` (the default)."""
 
     verb = "pass"
 
     def setting(self, item: Setting) -> str:
+        if isinstance(item.value, OneOf):
+            return f"{item.name}= one of " + ", ".join(f'"{v}"' for v in item.value.values)
         value = f'"{item.value}"' if isinstance(item.value, str) else repr(item.value)
         return f"{item.name}={value}"
 
@@ -48,6 +57,8 @@ class CliSyntax(FixSyntax):
 
     def setting(self, item: Setting) -> str:
         flag = self.flags.get(item.name, "--" + item.name.replace("_", "-"))
+        if isinstance(item.value, OneOf):
+            return f"{flag} {{{','.join(item.value.values)}}}"
         if item.value is True:
             return flag
         if item.value is None or item.value is False:
@@ -67,6 +78,8 @@ class ConfigSyntax(FixSyntax):
     def setting(self, item: Setting) -> str:
         key = self.keys.get(item.name, item.name)
         path = f"{self.prefix}.{key}" if self.prefix else key
+        if isinstance(item.value, OneOf):
+            return f"{path}: one of {', '.join(item.value.values)}"
         return f"{path}: {_yaml_scalar(item.value)}"
 
 
@@ -115,9 +128,12 @@ class Fix:
         self.settings = settings
 
     def render(self, syntax: FixSyntax | None = None) -> str:
+        """The hint in `syntax` (default: the current one); "pass"/"set" leads unless the
+        template places it itself with `{verb}`."""
         syntax = syntax or current_syntax()
-        body = self.template.format(*(syntax.setting(s) for s in self.settings))
-        return f"{syntax.verb} {body}"
+        settings = (syntax.setting(s) for s in self.settings)
+        body = self.template.format(*settings, verb=syntax.verb)
+        return body if "{verb}" in self.template else f"{syntax.verb} {body}"
 
     def __str__(self) -> str:
         return self.render()

@@ -22,6 +22,7 @@ from mlstrat.errors import (
     DataError,
     DataQualityWarning,
     Fix,
+    OneOf,
     Setting,
 )
 
@@ -155,6 +156,24 @@ def test_fix_renders_per_syntax():
     assert Fix("{}", Setting("tz", "America/New_York")).render(CliSyntax()) == (
         "pass --tz America/New_York"
     )
+    any_format = Fix("check the file, or {verb} {}", Setting("fmt", OneOf(("csv", "cdd"))))
+    assert any_format.render() == 'check the file, or pass fmt= one of "csv", "cdd"'
+    assert any_format.render(CliSyntax()) == "check the file, or pass --fmt {csv,cdd}"
+    assert any_format.render(ConfigSyntax("data.files[0]", {"fmt": "format"})) == (
+        "check the file, or set data.files[0].format: one of csv, cdd"
+    )
+
+
+def test_unreadable_file_names_the_format_flag_on_the_command_line(tmp_path, capsys):
+    path = tmp_path / "prices.json"
+    path.write_text("[1, 2,")
+    assert main(["data", "inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "Fix: re-export the file, or pass --fmt {parquet,feather,json,csv,binance,cdd,yahoo}" in err
+    )
+    with pytest.raises(DataError, match='or pass fmt= one of "parquet", "feather"'):
+        load_bars(path)
 
 
 def test_same_fault_python_fix(tmp_path):

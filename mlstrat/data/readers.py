@@ -45,7 +45,7 @@ import pandas as pd
 from mlstrat.data.options import FORMATS, DataOptions, options_doc
 from mlstrat.data.quality import QualityReport, kind_error
 from mlstrat.data.validate import OHLCV, check_bars
-from mlstrat.errors import ConfigError, DataError, Fix, Setting, option_fix
+from mlstrat.errors import ConfigError, DataError, Fix, OneOf, Setting, option_fix
 
 _TEXT_FORMATS = ("csv", "binance", "cdd", "yahoo")
 _EXTENSIONS = {
@@ -61,7 +61,7 @@ _EXTENSIONS = {
     ".tsv": "text",
 }
 _TIME_COLUMNS = ("timestamp", "datetime", "date_time", "date", "time", "open_time", "opentime")
-_FMT_FIX = "pass fmt= one of " + ", ".join(f'"{f}"' for f in FORMATS)
+_FMT = Setting("fmt", OneOf(FORMATS))  # "pass fmt= one of ...", in the caller's syntax
 
 
 @dataclass
@@ -168,7 +168,7 @@ def detect_format(path: str | PathLike) -> str:
         raise DataError(
             "unrecognised content: not Parquet, Feather, JSON or CSV text",
             file=path,
-            fix=_FMT_FIX + " if it is one of these",
+            fix=Fix("{} if it is one of these", _FMT),
         )
     if expected is None:
         return content
@@ -177,7 +177,7 @@ def detect_format(path: str | PathLike) -> str:
         raise DataError(
             f"extension '{path.suffix}' does not match the content, which looks like {content}",
             file=path,
-            fix=f'pass fmt="{content}" or rename the file',
+            fix=Fix("{} or rename the file", Setting("fmt", content)),
         )
     return content
 
@@ -554,13 +554,13 @@ def _read_json(path: Path) -> RawTable:
         raise DataError(
             f"not valid JSON ({_json_reason(exc)})",
             file=path,
-            fix="re-export the file, or " + _FMT_FIX,
+            fix=Fix("re-export the file, or {verb} {}", _FMT),
         ) from None
     if not isinstance(data, list):
         raise DataError(
             "expected a JSON list of [time_ms, open, high, low, close, volume] rows",
             file=path,
-            fix="use freqtrade's json candle format, or " + _FMT_FIX,
+            fix=Fix("use freqtrade's json candle format, or {verb} {}", _FMT),
         )
     for row, item in enumerate(data):
         if not isinstance(item, list) or len(item) < 6:
@@ -604,7 +604,7 @@ def _read_text(path: Path, *, skiprows: int = 0, header: int | None = 0) -> pd.D
         raise DataError(
             f"cannot read as {sep!r}-separated text ({_safe_reason(exc)})",
             file=path,
-            fix="check the file, or " + _FMT_FIX,
+            fix=Fix("check the file, or {verb} {}", _FMT),
         ) from None
 
 
@@ -618,7 +618,7 @@ def _read_binance(path: Path) -> RawTable:
         raise DataError(
             f"Binance kline rows have 12 columns, found {frame.shape[1]}",
             file=path,
-            fix=_FMT_FIX,
+            fix=Fix("{}", _FMT),
         )
     frame = frame.iloc[:, :6]
     frame.columns = ["timestamp", *OHLCV]
@@ -695,7 +695,9 @@ _READERS = {
 def read_raw(path: str | PathLike, fmt: str = "auto") -> RawTable:
     """Read a file's candles without validating them (see `load_bars`)."""
     if fmt != "auto" and fmt not in FORMATS:
-        raise ConfigError(f"unknown fmt={fmt!r}", fix=_FMT_FIX + ' or "auto"')
+        raise ConfigError(
+            f"unknown fmt={fmt!r}", fix=Fix("{}", Setting("fmt", OneOf(("auto", *FORMATS))))
+        )
     path = regular_file(path)
     if fmt == "auto":
         fmt = detect_format(path)
