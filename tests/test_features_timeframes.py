@@ -16,7 +16,13 @@ import yaml
 
 from mlstrat.data import resample
 from mlstrat.errors import ConfigError
-from mlstrat.features import build_feature_feed, feature_columns, read_metadata, write_feature_feed
+from mlstrat.features import (
+    SkippedFeaturesWarning,
+    build_feature_feed,
+    feature_columns,
+    read_metadata,
+    write_feature_feed,
+)
 from mlstrat.features.catalogue import compute_features
 from mlstrat.features.feed_io import load_source
 from mlstrat.features.sets import (
@@ -61,9 +67,10 @@ def sample_1h() -> pd.DataFrame:
 @needs_yahoo
 def test_xgb_on_yahoo_daily_bars_skips_the_views_and_names_them(tmp_path):
     bars = load_source(YAHOO)
-    with pytest.warns(UserWarning, match=r"72 features skipped: 1D bars") as caught:
+    with pytest.warns(SkippedFeaturesWarning, match=r"72 features skipped: 1D bars") as caught:
         feed = build_feature_feed(bars, "xgb")
     text = str(caught[0].message)
+    assert caught[0].filename == __file__  # points at the caller, not inside mlstrat
     expected_skipped = {n for n in XGB_FEATURES if n.startswith(("h4_", "h24_"))}
     expected_skipped |= VIEW_INTERACTIONS
     assert all(name in text for name in expected_skipped)

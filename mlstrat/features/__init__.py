@@ -8,6 +8,7 @@ Features are computed on all the history given; to start a run later without a c
 warm-up, build on every bar up to the run's end and `cut_after_warmup(feed, start)`.
 """
 
+from mlstrat.features.catalogue import SkippedFeaturesWarning
 from mlstrat.features.feed_io import (
     build_feature_feed,
     build_feature_feeds,
@@ -41,6 +42,7 @@ from mlstrat.features.targets import (
 __all__ = [
     "KNOWN_VERSIONS",
     "FeatureSet",
+    "SkippedFeaturesWarning",
     "Target",
     "build_feature_feed",
     "build_feature_feeds",

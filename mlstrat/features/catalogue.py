@@ -27,8 +27,10 @@ interactions; they are not scale-free and no registered set uses them directly.
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -418,8 +420,22 @@ def _warn_skipped(skipped: dict[str, list[str]], timeframe: str) -> None:
     warnings.warn(
         f"{count} features skipped: {timeframe} bars cannot form the views they need "
         f"(a view must span a whole number of at least {MIN_VIEW_MULTIPLE} bars). {views}",
-        stacklevel=4,
+        SkippedFeaturesWarning,
+        stacklevel=_outside_package(),
     )
+
+
+class SkippedFeaturesWarning(UserWarning):
+    """Columns of a feature set were left out because the bars cannot form their view."""
+
+
+def _outside_package() -> int:
+    """warnings stacklevel of the nearest caller outside mlstrat (the user's line, not ours)."""
+    package = str(Path(__file__).resolve().parents[1])
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def compute_features(bars: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
