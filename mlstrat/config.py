@@ -22,7 +22,7 @@ Sections (every key is optional unless marked; unknown keys are errors):
 
 Relative paths are taken from the directory of the YAML file. A problem is a
 `ConfigError` whose message starts with the key path (``predictors[1].params.max_depth``)
-and whose fix lists the allowed keys or values. `ResolvedConfig.to_dict()` is the
+and whose fix lists the allowed keys or values. `RunConfig.to_dict()` is the
 fully resolved form (defaults filled, absolute paths) that a run directory stores.
 """
 
@@ -1496,12 +1496,3 @@ class _Parser:
 def _bt_params(cls: type) -> list[str]:
     params = getattr(cls, "params", None)
     return list(params._getkeys()) if params is not None and hasattr(params, "_getkeys") else []
-
-
-def config_summary(config: RunConfig) -> str:
-    """One line per section, for logs."""
-    preds = ", ".join(f"{p.name} ({p.predictor} → {p.target})" for p in config.predictors)
-    return (
-        f"{config.name}: {', '.join(config.data.symbols)} | features {config.features.set} "
-        f"v{config.features.version} | predictors {preds} | strategy {config.strategy.cls}"
-    )
