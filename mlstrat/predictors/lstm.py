@@ -1,4 +1,9 @@
-"""Stacked-LSTM adapters: `lstm` (seed 001), `lstm_attention` (seed 003), `lstm_regressor` (seed 004).
+"""Stacked-LSTM adapters: `lstm`, `lstm_attention` and `lstm_regressor`.
+
+Their defaults are the settings of the crypto paper trader mlstrat was built
+to backtest: `lstm` is its first price LSTM, `lstm_attention` the LSTM its
+retraining review moved to, `lstm_regressor` its LSTM price regressor (see
+docs/architecture.md, "Where the default numbers come from").
 
 All three come from one builder, `build_lstm_network`, with different
 arguments; they differ in head, loss and optimizer:
@@ -6,7 +11,7 @@ arguments; they differ in head, loss and optimizer:
 * lstm: LSTM 128/64/32, dropout .3/.3/.2, BatchNorm after the first two LSTM
   layers, L2 1e-3 on kernels, Dense(16) head with dropout .1, sigmoid;
   binary cross-entropy, Adam, accuracy + AUC, EarlyStopping,
-  ReduceLROnPlateau, best checkpoint. Window 50 (seed 001's lookback).
+  ReduceLROnPlateau, best checkpoint. Window 50 (that first LSTM's lookback).
 * lstm_attention: LSTM 128/64/32 all returning sequences, residual
   connections between them, BatchNorm and dropout .3 after each, additive
   attention pooling, sigmoid; focal loss, AdamW with a cosine-decayed
@@ -226,7 +231,7 @@ class _BinaryLSTM(_LSTMAdapter):
 
 @register_predictor("lstm")
 class LSTMPredictor(_ReduceLROnPlateau, _BinaryLSTM):
-    """Seed 001 LSTM classifier of a binary target (e.g. direction_1) from a feature window.
+    """The paper trader's first LSTM: classifies a binary target (e.g. direction_1) from a window.
 
     Defaults: window 50, LSTM (128, 64, 32), dropout (.3, .3, .2),
     BatchNorm after the first two LSTM layers, L2 1e-3, Dense(16) + dropout .1
@@ -281,7 +286,7 @@ class LSTMPredictor(_ReduceLROnPlateau, _BinaryLSTM):
 
 @register_predictor("lstm_attention")
 class LSTMAttentionPredictor(_BinaryLSTM):
-    """Seed 003 enhanced LSTM classifier: residual LSTM stack, attention pooling, focal loss.
+    """The paper trader's revised LSTM: residual LSTM stack, attention pooling, focal loss.
 
     Defaults: window 120, LSTM (128, 64, 32) with residual connections,
     BatchNorm and dropout .3 after each, `TemporalAttention(attention_units)`,
@@ -364,7 +369,7 @@ class LSTMAttentionPredictor(_BinaryLSTM):
 
 @register_predictor("lstm_regressor")
 class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
-    """Seed 004 LSTM regressor of a forward return (e.g. forward_return_1).
+    """The paper trader's LSTM regressor of a forward return (e.g. forward_return_1).
 
     Defaults: window 60, LSTM (64, 32), dropout .2, linear Dense(1); MSE
     loss, MAE metric, Adam 1e-3, EarlyStopping, ReduceLROnPlateau, best
