@@ -1,4 +1,8 @@
-"""Transformer-encoder adapter `transformer` (seed 001): three-class SELL/HOLD/BUY from a window.
+"""Transformer-encoder adapter `transformer`: three-class SELL/HOLD/BUY from a window.
+
+Defaults are those of the three-class transformer in the crypto paper trader
+mlstrat was built to backtest (docs/architecture.md, "Where the default
+numbers come from").
 
 Network: Dense(d_model) projection of each time step, sinusoidal
 `PositionalEncoding`, `n_layers` encoder blocks (multi-head self-attention
@@ -76,7 +80,7 @@ def build_transformer_network(
 
 @register_predictor("transformer")
 class TransformerPredictor(KerasSequencePredictor):
-    """Seed 001 transformer classifier of a three_class_{h} target (0 sell, 1 hold, 2 buy).
+    """Transformer classifier of a three_class_{h} target (0 sell, 1 hold, 2 buy).
 
     Defaults: window 50, d_model 64, 4 heads, 2 encoder layers, ff_dim 128,
     dropout 0.1, Adam(learning_rate 1e-3), categorical cross-entropy,

@@ -1,4 +1,8 @@
-"""Volatility LSTM adapter `volatility_lstm` (seed 002): realised volatility from its own history.
+"""Volatility LSTM adapter `volatility_lstm`: realised volatility from its own history.
+
+Defaults come from the volatility notebook of the crypto paper trader mlstrat
+was built to backtest (docs/architecture.md, "Where the default numbers come
+from").
 
 Input: one column of realised volatility, `column` (default
 "realized_vol_24", the feature set's rolling standard deviation of 1-bar log
@@ -86,7 +90,7 @@ def build_volatility_network(
 
 @register_predictor("volatility_lstm")
 class VolatilityLSTMPredictor(KerasSequencePredictor):
-    """Seed 002 realised-volatility forecaster (see the module docstring for inputs and targets).
+    """Realised-volatility forecaster (see the module docstring for inputs and targets).
 
     Defaults: memory 60, horizon 1, column "realized_vol_24" (vol_window 24
     when computed from closes), LSTM (64, 32) with dropout (0.1, 0.1),

@@ -1,6 +1,8 @@
 """Gradient-boosted trees (XGBoost) for direction and three-class targets.
 
-Defaults follow seed 003: 500 trees of depth 8, learning rate 0.05,
+Defaults are the settings the crypto paper trader mlstrat was built to
+backtest settled on in its retraining review (docs/architecture.md, "Where the
+default numbers come from"): 500 trees of depth 8, learning rate 0.05,
 row/column subsampling 0.8, L1 0.1 / L2 1.0, class balancing from the
 training labels, and early stopping after 50 rounds without improvement on a
 validation tail cut from the *end* of the training window (never from data
