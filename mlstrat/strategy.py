@@ -175,7 +175,7 @@ class MLStrategy(bt.Strategy):
         ("take_profit", None),
         ("trail_percent", None),
         ("cooldown_bars", 0),
-        # confidence tiers for Pred.tier; None: the sizer's table, else seed 003's defaults
+        # confidence tiers for Pred.tier; None: the sizer's table, else sizing.DEFAULT_TIERS
         ("tiers", None),
         # online retraining (see should_retrain / retrain / on_retrain)
         ("predictor_factory", None),

@@ -131,7 +131,12 @@ def build_seed000(
     dropout: float = 0.2,
     outputs: int = 1,
 ):
-    """The seed-000 price model: Conv1D, stacked LSTM with batch norm, dot attention, dense head."""
+    """The older saved price model of the crypto paper trader mlstrat was built to backtest.
+
+    Conv1D, stacked LSTM with batch norm, dot attention, dense head; the defaults
+    (96 bars × 17 features, LSTM 256-128-64) are the shape of its saved models.
+    "seed000" is only the name this builder is registered under.
+    """
     import keras
     from keras import layers
 

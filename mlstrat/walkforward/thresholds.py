@@ -1,8 +1,9 @@
-"""Dynamic, symbol-specific confidence thresholds (seed 003), fitted on validation data.
+"""Dynamic, symbol-specific confidence thresholds, fitted on validation data.
 
-Seed 003 replaced a fixed 70 % confidence threshold with thresholds that move
-between 60 % and 80 % per symbol. Here each fold fits its own pair on the
-fold's validation tail (never on test data):
+The crypto paper trader mlstrat was built to backtest replaced its fixed 70 %
+confidence threshold with thresholds that move between 60 % and 80 % per
+symbol. Here each fold fits its own pair on the fold's validation tail (never
+on test data):
 
 * the **long** threshold ``t_long`` opens longs when P(up) ≥ t_long; the
   **short** threshold ``t_short`` opens shorts when P(down) = 1 − P(up) ≥ t_short
