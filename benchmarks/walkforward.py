@@ -1,8 +1,8 @@
 """Walk-forward fold throughput and fold-parallel speed-up, on real BTCUSDT 1h candles.
 
-XGBoost (seed 003 defaults: 500 trees, depth 8, early stopping 50) on the
+XGBoost (its defaults: 500 trees, depth 8, early stopping 50) on the
 `xgb` feature set over the full shared BTCUSDT 1h file (the shipped two-year
-sample when the shared data is absent), seed 003's 4-month train / 2-month
+sample when the shared data is absent), the default 4-month train / 2-month
 step, run with n_jobs=1 and n_jobs=2. Each run uses the runner's thread
 policy: every worker gets cores // n_jobs XGBoost threads, so n_jobs=1 is one
 fold at a time on all cores and n_jobs=2 is two single-threaded folds at once.

@@ -1,4 +1,4 @@
-"""Retrain a model inside the backtest on seed 003's walk-forward schedule.
+"""Retrain a model inside the backtest on the default walk-forward schedule.
 
 Instead of reading precomputed predictions, this strategy holds a predictor
 and refits it as the backtest advances. It builds on
@@ -20,7 +20,8 @@ The feed needs the feature lines, the target line and empty prediction lines:
     feed = FeatureFeed.from_frame(
         frame, columns=[*feature_names, "direction_1", *ONLINE_PREDICTION_COLUMNS])
 
-Defaults: XGBoost, 4-month training windows stepped by 2 months (seed 003).
+Defaults: XGBoost, 4-month training windows stepped by 2 months (the
+retraining schedule of the crypto paper trader mlstrat was built to backtest).
 """
 
 from __future__ import annotations

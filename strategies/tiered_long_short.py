@@ -1,4 +1,4 @@
-"""Long/short with seed 003's confidence tiers and the walk-forward's per-fold thresholds.
+"""Long/short with the default confidence tiers and the walk-forward's per-fold thresholds.
 
 Entries follow the model's signal when its confidence clears the fold's
 threshold (the ``threshold_long`` / ``threshold_short`` columns the
@@ -7,7 +7,7 @@ from the confidence tier: 60 % → a quarter, 65 % → half, 80 % → the whole 
 ``max_position`` × portfolio value. A position is closed when the signal
 flips (and reversed when the new side qualifies), after ``max_hold_bars``, or
 by the optional bracket stop / take-profit. Symbol-specific multipliers
-(seed 003) raise or lower a symbol's thresholds and size:
+(threshold factor, size factor) raise or lower a symbol's thresholds and size:
 
     mlstrat backtest --feed btc.parquet --predictions wf/predictions.parquet \\
         --strategy strategies/tiered_long_short.py:TieredLongShort \\

@@ -2,7 +2,7 @@
 
 The expected numbers are computed below with plain arithmetic from the price
 table and the broker rules (fill at the next bar's open, 0.1 % slippage capped
-at the bar's range, 0.1 % + 1.00 commission per order, seed 003's tiers), not
+at the bar's range, 0.1 % + 1.00 commission per order, the default 60/65/80 % tiers), not
 by running backtrader a second time.
 """
 
