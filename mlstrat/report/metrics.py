@@ -494,10 +494,11 @@ def cost_attribution(result: BacktestResult) -> dict[str, Any]:
     fees = Σ commission, net = Σ size × (mark − price) − fees, where mark is
     the symbol's last close (it only matters for a position still open).
     Otherwise (``basis`` "trades") from the closed trades, with slippage
-    unknown (NaN) and inside gross. An open position with no close to mark it
-    at (no records, no benchmark) leaves gross and net NaN. Raises IntegrityError when gross −
-    slippage − fees differs from net by more than `ATTRIBUTION_TOLERANCE`
-    of the traded notional (a fills table whose columns disagree).
+    unknown (NaN) and inside gross. An open position with no close to mark
+    it at (no records, no benchmark) leaves gross and net NaN. Raises
+    IntegrityError when gross − slippage − fees differs from net by more
+    than `ATTRIBUTION_TOLERANCE` of the traded notional (a fills table whose
+    columns disagree).
     """
     fills = result.fills
     basis = "trades" if fills is None else "fills"
