@@ -50,7 +50,7 @@ from mlstrat.predictors.keras_utils import (
 from mlstrat.predictors.persistence import (
     decode_feature_means,
     fitted_metadata,
-    read_model_dir,
+    open_model_dir,
     restore_fitted_metadata,
     training_data_info,
     write_model_dir,
@@ -492,7 +492,14 @@ class KerasSequencePredictor(Predictor):
     def load(cls, path: str | Path) -> KerasSequencePredictor:
         """Verify the directory against its manifest and restore the predictor (safe_mode=True)."""
         path = Path(path)
-        meta = read_model_dir(path, predictor=cls.name)
+        report = open_model_dir(path, predictor=cls.name)
+        meta = report.metadata
+        if SCALERS_FILE not in report.files_checked:
+            raise ModelLoadError(
+                f"{SCALERS_FILE} is not listed in the manifest, so it is not trusted",
+                file=path / "manifest.json",
+                fix=_RESTORE_FIX,
+            )
         try:
             obj = cls(**meta["params"])
         except (KeyError, TypeError, ConfigError) as exc:

@@ -624,3 +624,32 @@ def test_architecture_mismatch_lists_the_layers_of_both(tmp_path, capsys):
 
     code, _, err = _upgrade_seed000(capsys, out, "{not json")
     assert code == 2 and len(err) == 1 and "--architecture-params" in err[0]
+
+
+def test_keras_adapter_refuses_scalers_json_missing_from_its_manifest(tmp_path):
+    """A Keras adapter's scalers.json is read only when the manifest lists it."""
+    from mlstrat.predictors.persistence import load_json
+    from mlstrat.predictors.registry import create_predictor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 3)), columns=["a", "b", "c"])
+    y = pd.Series((rng.random(80) > 0.5).astype(float))
+    model = create_predictor(
+        "lstm",
+        window=4,
+        units=(4,),
+        dropout=0.1,
+        batch_norm_layers=1,
+        dense_units=4,
+        epochs=1,
+        batch_size=32,
+        seed=0,
+    )
+    model.fit(X, y)
+    model.save(tmp_path / "m")
+    load_predictor(tmp_path / "m")  # intact: loads
+    manifest = load_json(tmp_path / "m" / "manifest.json")
+    del manifest["files"]["scalers.json"]
+    dump_json(tmp_path / "m" / "manifest.json", manifest)
+    with pytest.raises(ModelLoadError, match="scalers.json is not listed"):
+        load_predictor(tmp_path / "m")
