@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -309,6 +310,7 @@ def test_cli_typo_exit_code_in_a_real_process(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},  # this checkout, not an installed copy
         timeout=120,
     )
     assert proc.returncode == 2

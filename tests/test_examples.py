@@ -45,9 +45,11 @@ def test_quickstart(tmp_path):
     preds = pd.read_parquet(out / "models" / "predictions.parquet")
     folds = json.loads((out / "models" / "folds.json").read_text())
     assert sorted(preds["fold"].unique()) == [f["fold"] for f in folds]
-    # only the out-of-sample period is traded
-    if len(trades):
-        assert pd.to_datetime(trades["entry_time"]).min() > pd.Timestamp(folds[0]["test_start"])
+    # it trades, and only inside the out-of-sample period
+    assert len(trades) > 0
+    entries = pd.to_datetime(trades["entry_time"])
+    assert entries.min() > pd.Timestamp(folds[0]["test_start"])
+    assert entries.max() <= pd.Timestamp(folds[-1]["test_end"])
 
 
 def test_custom_predictor_round_trips_its_models(tmp_path):
