@@ -15,12 +15,12 @@ Target: `horizon` steps, step k (1-based) being the target series at row
 t + k - 1. The target series is `y` when given (e.g. forward_volatility_24,
 or the input column itself shifted by -1); with `y=None` it is the input
 series shifted one row ahead, so the model forecasts the next `horizon`
-values of its own input, as in the seed. A DataFrame `y` with `horizon`
+values of its own input, as the notebook did. A DataFrame `y` with `horizon`
 columns is used as is.
 
 Model: 1-2 LSTM layers (`units`, `dropout` per layer), Dense(horizon), MSE,
 Adam(learning_rate), batch size 16. Inputs and targets are each MinMax-scaled
-to [0, 1] on the fitted rows only. `tune=True` searches the seed's space with
+to [0, 1] on the fitted rows only. `tune=True` searches the notebook's space with
 keras-tuner (n_layers 1-2, units 16-64 step 16, dropout 0-0.3 step 0.1,
 learning rate 1e-3..1e-2 log) for `tune_trials` trials of `tune_epochs`
 epochs on the validation tail, then trains the best configuration; the chosen
@@ -52,7 +52,7 @@ from mlstrat.predictors.keras_base import (
 from mlstrat.predictors.keras_utils import import_keras, set_seed
 from mlstrat.predictors.registry import register_predictor
 
-#: The seed's keras-tuner search space.
+#: The volatility notebook's keras-tuner search space.
 TUNE_SPACE: dict[str, Any] = {
     "n_layers": (1, 2),
     "units": (16, 64, 16),
