@@ -16,7 +16,7 @@ on test data):
   ``"precision"`` and ``"f1"`` are available too;
 * a candidate must produce at least ``min_signals`` validation signals
   (default: max(10, 2 % of the validation rows)); if none does, the side
-  falls back to ``fallback`` (0.6, the seed's base threshold);
+  falls back to ``fallback`` (0.6, the paper trader's base threshold);
 * the chosen value is multiplied by the symbol's multiplier (``multipliers``,
   default 1.0; > 1 makes that symbol more conservative) and clipped to
   ``[low, high]``. Ties go to the lower threshold (more signals).
@@ -169,5 +169,5 @@ def fit_thresholds(
 
 
 def default_thresholds(value: float = 0.6) -> Thresholds:
-    """Unfitted thresholds (no validation data): the seed's base 60 % on both sides."""
+    """Unfitted thresholds (no validation data): the paper trader's base 60 % on both sides."""
     return Thresholds(long=value, short=value, objective="none", fitted=False)
