@@ -58,7 +58,7 @@ from mlstrat.fileio import storage_error
 from mlstrat.rundir import RunDir, inside
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 2, "walkforward": 1, "backtest": 1, "report": 2}
+STAGE_VERSIONS = {"features": 3, "walkforward": 2, "backtest": 2, "report": 3}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
@@ -308,6 +308,7 @@ class _Pipeline:
                 )
                 self.feature_keys[f.symbol] = key
                 self.feature_paths[f.symbol] = path
+                self.data_hashes[f.symbol].update(_feed_quality(path))
                 bar.update(1)
 
     def _build_features(self, f: Any) -> pd.DataFrame:
@@ -578,6 +579,14 @@ class _Pipeline:
             | {f"report/{n}/" for n in self.reports}
         )
         self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
+
+
+def _feed_quality(path: Path) -> dict[str, Any]:
+    """The feed's data-quality report and warm-up, for run.json (see docs/data.md)."""
+    from mlstrat.features import read_metadata
+
+    meta = read_metadata(path)
+    return {k: meta[k] for k in ("quality", "warmup") if k in meta}
 
 
 def _write_feed(frame: pd.DataFrame, path: Path) -> None:

@@ -506,3 +506,11 @@ def test_workers_exit_when_the_run_is_killed(tmp_path):
     for w in survivors:
         os.kill(w, signal.SIGKILL)
     assert not survivors, "workers kept training after their run was killed"
+
+
+def test_run_json_records_each_symbols_data_quality_and_warmup(reference):
+    info = json.loads((reference[1] / "run.json").read_text())
+    data = info["data"]["BTCUSDT"]
+    assert data["quality"]["rows_read"] >= data["quality"]["rows_kept"] > 0
+    assert "placeholder" in data["quality"]["anomalies"]
+    assert data["warmup"]["first_complete"] and data["warmup"]["lookback_bars"] > 0
