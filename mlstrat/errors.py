@@ -158,6 +158,7 @@ class _Located:
     timestamp: Any = None
     column: str | None = None
     fix: str | None = None
+    param: str | None = None
 
     def render(self) -> str:
         where = []
@@ -167,6 +168,8 @@ class _Located:
             where.append(f"timestamp {self.timestamp}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
+        if self.param is not None:
+            where.append(f"parameter '{self.param}'")
         text = f"{self.file}: " if self.file else ""
         text += self.problem
         if where:
@@ -177,6 +180,9 @@ class _Located:
 
 
 class _LocatedError(MlstratError):
+    """A problem with where it is: `column` names a data column, `param` a parameter of a
+    strategy, sizer, predictor or config section (so the CLI and config can name its key)."""
+
     def __init__(
         self,
         problem: str,
@@ -186,6 +192,7 @@ class _LocatedError(MlstratError):
         timestamp: Any = None,
         column: str | None = None,
         fix: str | Fix | None = None,
+        param: str | None = None,
     ) -> None:
         # A Fix is written now, in the syntax of the interface the error is raised in.
         text = fix.render() if isinstance(fix, Fix) else fix
@@ -196,12 +203,14 @@ class _LocatedError(MlstratError):
             timestamp,
             column,
             text,
+            param,
         )
         self.problem = problem
         self.file = self.where.file
         self.row = row
         self.timestamp = timestamp
         self.column = column
+        self.param = param
         self.fix = text
         self.fix_hint = fix if isinstance(fix, Fix) else None
         super().__init__(self.where.render())
