@@ -12,12 +12,20 @@ The last h rows have no future and are NaN in every target.
 CLI spec strings: `direction:1`, `direction:4:0.002`, `three_class:4:0.003`,
 `forward_return:24`, `forward_volatility:24`. Column names carry kind and horizon only
 (`direction_4`); two specs that would give the same column are an error.
+
+This module is the one place that reads target names and roles: `Target.from_name`
+turns a column name back into its target, `horizon_of` reads the horizon of any label
+column named `<label>_<h>` (custom labels such as `big_move_4` follow the scheme too),
+`is_target_name` and `column_roles` say which columns hold the future, and
+`task_targets` picks the targets a predictor task learns from.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +33,24 @@ import pandas as pd
 from mlstrat.errors import ConfigError
 
 KINDS = ("direction", "three_class", "forward_return", "forward_volatility")
+#: Name prefixes of target columns: a column so named is a target even in a frame without roles.
+TARGET_PREFIXES: tuple[str, ...] = tuple(f"{kind}_" for kind in KINDS)
+#: The target kind each predictor task learns from.
+TASK_KINDS = {
+    "direction": "direction",
+    "three_class": "three_class",
+    "volatility": "forward_volatility",
+    "regression": "forward_return",
+}
+#: A target spec to suggest when a task finds no target of its kind.
+TASK_EXAMPLES = {
+    "direction": "direction:1",
+    "three_class": "three_class:1:0.002",
+    "volatility": "forward_volatility:24",
+    "regression": "forward_return:1",
+}
+#: A label column's name: `<label>_<horizon in bars>` (`Target.name` writes it).
+_LABEL_NAME = re.compile(r"(?P<label>.*)_(?P<horizon>\d+)")
 _SPEC_HELP = (
     "write kind:horizon[:threshold], e.g. direction:1, direction:4:0.002, three_class:4:0.003, "
     "forward_return:24, forward_volatility:24"
@@ -46,6 +72,17 @@ class Target:
             raise ConfigError(f"target horizon must be a positive int, got {self.horizon!r}")
         if not np.isfinite(self.threshold) or self.threshold < 0:
             raise ConfigError(f"target threshold must be finite and >= 0, got {self.threshold!r}")
+
+    @classmethod
+    def from_name(cls, name: Any) -> Target | None:
+        """The target a column name stands for (`direction_4` → direction over 4 bars), or None.
+
+        Names carry kind and horizon only, so the threshold comes back as 0.0.
+        """
+        split = _split_label(name)
+        if split is None or split[0] not in KINDS or split[1] < 1:
+            return None
+        return cls(split[0], split[1])
 
     @property
     def name(self) -> str:
@@ -74,6 +111,42 @@ class Target:
                 )
             values[np.isnan(fwd)] = np.nan
         return pd.Series(values, index=bars.index, name=self.name, dtype=float)
+
+
+def _split_label(name: Any) -> tuple[str, int] | None:
+    """(label, horizon) of a name `<label>_<h>`; None for anything else (None included)."""
+    match = _LABEL_NAME.fullmatch(name) if isinstance(name, str) else None
+    return None if match is None else (match["label"], int(match["horizon"]))
+
+
+def horizon_of(name: Any, default: int = 1) -> int:
+    """Horizon in bars of a label column named `<label>_<h>` (`direction_3` → 3,
+    `big_move_4` → 4); `default` when the name carries none (or is None)."""
+    split = _split_label(name)
+    return default if split is None else split[1]
+
+
+def is_target_name(name: Any) -> bool:
+    """True for names in the target scheme (`direction_1`, `forward_return_24`, ...)."""
+    return str(name).startswith(TARGET_PREFIXES)
+
+
+def column_roles(frame: Any) -> dict[str, str]:
+    """Column → role ("ohlcv", "feature", "target", ...) recorded in a frame's
+    `attrs["mlstrat"]["roles"]`; empty when the frame (or None) records none."""
+    meta = getattr(frame, "attrs", {}).get("mlstrat")
+    roles = meta.get("roles") if isinstance(meta, dict) else None
+    if not isinstance(roles, dict):
+        return {}
+    return {str(k): str(v) for k, v in roles.items()}
+
+
+def task_targets(columns: Iterable[Any], task: str) -> list[str]:
+    """The target columns a predictor of `task` learns from (`direction_*` for "direction",
+    `forward_volatility_*` for "volatility", ...), in the given order; [] for other tasks."""
+    kind = TASK_KINDS.get(task)
+    kinds = [(str(c), Target.from_name(str(c))) for c in columns]
+    return [c for c, target in kinds if kind is not None and target and target.kind == kind]
 
 
 def _forward_return(close: np.ndarray, h: int) -> np.ndarray:

@@ -13,14 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
-import math
-import os
-import platform
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,6 +22,9 @@ from typing import Any
 import numpy as np
 
 from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError
+from mlstrat.fileio import atomic_write_json as dump_json
+from mlstrat.fileio import file_sha256, replace_dir, staged_dir, to_jsonable, versions
+from mlstrat.fileio import load_json as _load_json
 
 #: Version of the model-directory layout; bumped when old readers cannot read new directories.
 FORMAT_VERSION = 1
@@ -38,107 +34,24 @@ MANIFEST_FILE = "manifest.json"
 
 _RESTORE_FIX = "retrain the model or restore the directory from a backup"
 
-# (import name, distribution names to try) for the versions recorded in metadata.
-_VERSIONED_PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("numpy", ("numpy",)),
-    ("pandas", ("pandas",)),
-    ("keras", ("keras",)),
-    ("tensorflow", ("tensorflow-cpu", "tensorflow")),
-    ("xgboost", ("xgboost-cpu", "xgboost")),
+#: Versions recorded in every model's metadata (alternative distribution names in tuples).
+MODEL_VERSIONS: tuple[str | tuple[str, ...], ...] = (
+    "mlstrat",
+    "python",
+    "numpy",
+    "pandas",
+    "keras",
+    ("tensorflow-cpu", "tensorflow"),
+    ("xgboost-cpu", "xgboost"),
 )
 
 
 # --------------------------------------------------------------------------- JSON
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, paths and timestamps to plain JSON values.
-
-    Non-finite floats (NaN, ±inf) become ``null`` so the output is strict JSON;
-    `np.asarray(values, dtype=float)` turns those nulls back into NaN.
-    """
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())  # a 0-d array's tolist() is a scalar
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted(to_jsonable(v) for v in obj)
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (_dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if hasattr(obj, "isoformat"):  # pandas Timestamp
-        return obj.isoformat()
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
-
-
-def dump_json(path: str | Path, obj: Any) -> None:
-    """Write `obj` as strict, indented, key-sorted JSON (see `to_jsonable`)."""
-    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
-    Path(path).write_text(text + "\n", encoding="utf-8")
-
-
 def load_json(path: str | Path) -> Any:
-    """Read a JSON file; unparseable content is an IntegrityError naming the file."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"not valid JSON ({exc})", file=path, fix=_RESTORE_FIX) from exc
-
-
-# --------------------------------------------------------------------------- versions
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of mlstrat, python and the ML libraries, read without importing them."""
-    from mlstrat import __version__
-
-    versions: dict[str, str | None] = {
-        "mlstrat": __version__,
-        "python": platform.python_version(),
-    }
-    for module_name, dists in _VERSIONED_PACKAGES:
-        version = None
-        module = sys.modules.get(module_name)
-        if module is not None:
-            version = getattr(module, "__version__", None)
-        for dist in dists:
-            if version is not None:
-                break
-            try:
-                version = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        versions[module_name] = version
-    return versions
-
-
-# --------------------------------------------------------------------------- hashing
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Read a JSON file of a model directory; unparseable content is an IntegrityError."""
+    return _load_json(path, fix=_RESTORE_FIX)
 
 
 def _member_files(root: Path) -> list[str]:
@@ -184,15 +97,6 @@ def check_replaceable(path: Path) -> None:
         )
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @contextlib.contextmanager
 def write_model_dir(path: str | Path, metadata: dict[str, Any]) -> Iterator[Path]:
     """Build a model directory in a temporary sibling and move it to `path` atomically.
@@ -209,9 +113,7 @@ def write_model_dir(path: str | Path, metadata: dict[str, Any]) -> Iterator[Path
     if "predictor" not in metadata:
         raise ValueError("model metadata needs a 'predictor' entry (the registry name)")
     check_replaceable(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with staged_dir(path) as tmp:
         yield tmp
         for reserved in (METADATA_FILE, MANIFEST_FILE):
             if (tmp / reserved).exists():
@@ -219,33 +121,16 @@ def write_model_dir(path: str | Path, metadata: dict[str, Any]) -> Iterator[Path
         meta = dict(metadata)
         meta["format_version"] = FORMAT_VERSION
         meta["created_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        meta["versions"] = package_versions()
+        meta["versions"] = versions(MODEL_VERSIONS)
         dump_json(tmp / METADATA_FILE, meta)
         dump_json(tmp / MANIFEST_FILE, build_manifest(tmp))
-        _fsync_dir(tmp)
-        swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        check_replaceable(path)  # re-check: something may have appeared meanwhile
 
 
 def swap_into_place(tmp: Path, path: Path) -> None:
     """Rename the finished directory `tmp` to `path` (a sibling), swapping out a model there."""
     check_replaceable(path)  # re-check: something may have appeared meanwhile
-    if not path.exists():
-        os.rename(tmp, path)
-        _fsync_dir(path.parent)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-    os.rmdir(old)
-    os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    _fsync_dir(path.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, path)
 
 
 # --------------------------------------------------------------------------- reading
@@ -465,7 +350,6 @@ __all__ = [
     "fitted_metadata",
     "load_json",
     "open_model_dir",
-    "package_versions",
     "read_model_dir",
     "restore_fitted_metadata",
     "swap_into_place",
