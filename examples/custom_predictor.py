@@ -46,12 +46,9 @@ class LogisticPredictor(Predictor):
     window = 1
 
     def __init__(self, C: float = 0.1, max_iter: int = 500) -> None:
-        self.C = C
+        self.C = C  # parameters under their own names: Predictor.get_params() reads them back
         self.max_iter = max_iter
         self.feature_names: list[str] = []
-
-    def get_params(self) -> dict:
-        return {"C": self.C, "max_iter": self.max_iter}
 
     def fit(self, X: pd.DataFrame, y: pd.Series, *, validation=None) -> LogisticPredictor:
         self.feature_names = list(X.columns)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from mlstrat.errors import ConfigError
+
 Task = Literal["direction", "three_class", "volatility", "regression"]
+PredictorT = TypeVar("PredictorT", bound="Predictor")
 
 #: Class order of three-class outputs (matches the `three_class_{h}` target coding).
 THREE_CLASS_LABELS: tuple[str, str, str] = ("sell", "hold", "buy")
@@ -67,7 +71,9 @@ class Predictor:
     """Base class of all adapters: scikit-learn shaped fit/predict plus directory persistence.
 
     Subclasses set `name` and `task`, take their hyperparameters as plain
-    constructor arguments, and implement fit, predict, save and load.
+    constructor arguments stored under the same attribute names (scikit-learn's
+    rule, which `get_params` / `set_params` rely on), and implement fit,
+    predict, save and load.
     """
 
     name: ClassVar[str] = "base"
@@ -99,9 +105,62 @@ class Predictor:
             volatility=None if pred.volatility is None else pred.volatility[-1:],
         )
 
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        """The constructor's named parameters in signature order (not self, *args, **kwargs)."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        return tuple(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, as scikit-learn estimators expose them."""
-        raise NotImplementedError
+        """Constructor parameters read from the attributes of the same name, as scikit-learn does.
+
+        Tuples come back as lists (as metadata.json holds them), so
+        ``type(p)(**p.get_params())`` builds an equally configured, unfitted predictor.
+        """
+        params: dict[str, Any] = {}
+        for name in self.param_names():
+            if not hasattr(self, name):
+                raise ConfigError(
+                    f"{type(self).__name__} does not keep its constructor parameter {name!r}",
+                    fix=f"store it in __init__ as self.{name} (or override get_params)",
+                )
+            value = getattr(self, name)
+            params[name] = list(value) if isinstance(value, tuple) else value
+        return params
+
+    @classmethod
+    def from_params(cls: type[PredictorT], **params: Any) -> PredictorT:
+        """A new predictor from constructor parameters; unknown names or invalid values are a
+        ConfigError naming the valid parameters (a constructor taking **kwargs takes any name)."""
+        names = cls.param_names()
+        signature = inspect.signature(cls.__init__).parameters.values()
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature)
+        unknown = sorted(set(params) - set(names))
+        fix = f"valid parameters: {', '.join(names)}"
+        if unknown and not takes_any:
+            raise ConfigError(
+                f"predictor {cls.name!r} has no parameter(s) {', '.join(unknown)}", fix=fix
+            )
+        try:
+            return cls(**params)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid parameters for predictor {cls.name!r}: {exc}", fix=fix
+            ) from exc
+
+    def set_params(self: PredictorT, **params: Any) -> PredictorT:
+        """Change constructor parameters; the constructor validates them and fitted state is dropped.
+
+        The predictor is rebuilt (`from_params`) from ``get_params()`` updated with `params`,
+        so derived settings follow and a model fitted under other parameters does not
+        survive. On a ConfigError (unknown name, invalid value) the predictor is unchanged.
+        """
+        rebuilt = type(self).from_params(**{**self.get_params(), **params})
+        self.__dict__.clear()
+        self.__dict__.update(rebuilt.__dict__)
+        return self
 
     def save(self, path: str | Path) -> None:
         raise NotImplementedError

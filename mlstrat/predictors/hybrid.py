@@ -119,13 +119,6 @@ class HybridPredictor(Predictor):
         w = np.asarray(self.weights, dtype=np.float64)
         return w / w.sum()
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "members": [(p.name, p.get_params()) for p in self.predictors_],
-            "weights": list(self.weights),
-            "targets": None if self.targets is None else list(self.targets),
-        }
-
     def member_labels(self) -> list[str]:
         """Identifier-safe labels ``{i}_{name}`` used for per-member output columns."""
         return [f"{i}_{_NON_WORD.sub('_', p.name)}" for i, p in enumerate(self.predictors_)]

@@ -20,7 +20,6 @@ same way for all of them:
 
 from __future__ import annotations
 
-import inspect
 import re
 import tempfile
 from collections.abc import Mapping
@@ -130,16 +129,6 @@ class KerasSequencePredictor(Predictor):
     verbose: int
 
     # ------------------------------------------------------------------ params
-
-    def get_params(self) -> dict[str, Any]:
-        """Every constructor parameter, read from the attributes of the same name."""
-        params = {}
-        for p in inspect.signature(type(self).__init__).parameters.values():
-            if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            value = getattr(self, p.name)
-            params[p.name] = list(value) if isinstance(value, tuple) else value
-        return params
 
     def _init_common(self, params: Mapping[str, Any]) -> None:
         """Store, validate the shared parameters and reset fitted state (end of __init__).

@@ -649,8 +649,9 @@ class LegacyKerasPredictor(Predictor):
     """
 
     task = "direction"
-    #: Constructor parameters `load` takes from metadata (trust and code-bearing ones never).
-    _SAVED_PARAMS = ("feature_names", "output", "return_scale", "on_missing", "symbol")
+    #: Constructor parameters written to metadata.json (trust and code-bearing ones never);
+    #: `load` passes them back except `source`, which only records where the model came from.
+    _SAVED_PARAMS = ("source", "feature_names", "output", "return_scale", "on_missing", "symbol")
 
     def __init__(
         self,
@@ -674,6 +675,7 @@ class LegacyKerasPredictor(Predictor):
         self.on_missing = on_missing
         self.window_set = window_set
         self.symbol = symbol
+        self.trust_saved_model = trust_saved_model
         self.scaler = None
         self.load_record: LegacyLoad | None = None
         self._model = None
@@ -710,16 +712,6 @@ class LegacyKerasPredictor(Predictor):
             self.output = (
                 "return" if record.strategy == "saved_model" else _infer_output(self._model)
             )
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "feature_names": self.feature_names,
-            "output": self.output,
-            "return_scale": self.return_scale,
-            "on_missing": self.on_missing,
-            "symbol": self.symbol,
-        }
 
     def fit(self, X, y, *, validation=None):
         raise ModelLoadError(
@@ -775,7 +767,7 @@ class LegacyKerasPredictor(Predictor):
         from_saved_model = record.strategy == "saved_model"
         meta = {
             "predictor": "legacy_keras",
-            "params": self.get_params(),
+            "params": {k: v for k, v in self.get_params().items() if k in self._SAVED_PARAMS},
             "feature_names": self.feature_names,
             "window": self.window,
             "task": self.task,
@@ -814,7 +806,7 @@ class LegacyKerasPredictor(Predictor):
         if SAVED_MODEL_TRUST in (meta.get("requires_trust") or []):
             require_saved_model_trust(path, trust_saved_model)
         params = meta.get("params") or {}
-        obj = cls(**{k: params[k] for k in cls._SAVED_PARAMS if k in params})
+        obj = cls(**{k: params[k] for k in cls._SAVED_PARAMS if k in params and k != "source"})
         model_file = path / _listed_model(report)
         obj._attach(load_legacy_model(model_file, trust_saved_model=trust_saved_model))
         obj.source = (meta.get("legacy") or {}).get("source")

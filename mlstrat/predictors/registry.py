@@ -159,26 +159,8 @@ def get_predictor(name: str) -> type[Predictor]:
 
 
 def create_predictor(name: str, **params: Any) -> Predictor:
-    """Instantiate predictor `name` with constructor parameters `params`."""
-    cls = get_predictor(name)
-    signature = inspect.signature(cls.__init__)
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    valid = [p for p in signature.parameters if p != "self"]
-    unknown = sorted(set(params) - set(valid))
-    if unknown and not accepts_any:
-        raise ConfigError(
-            f"predictor {name!r} has no parameter(s) {', '.join(unknown)}",
-            fix=f"valid parameters: {', '.join(valid)}",
-        )
-    try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(
-            f"invalid parameters for predictor {name!r}: {exc}",
-            fix=f"valid parameters: {', '.join(valid)}",
-        ) from exc
+    """Instantiate predictor `name` with constructor parameters `params` (`Predictor.from_params`)."""
+    return get_predictor(name).from_params(**params)
 
 
 def load_predictor(path: str | Path, *, trust_saved_model: bool = False) -> Predictor:

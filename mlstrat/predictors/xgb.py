@@ -127,31 +127,6 @@ class XGBoostPredictor(Predictor):
 
     # ------------------------------------------------------------------ params
 
-    _PARAM_NAMES = (
-        "task",
-        "n_estimators",
-        "max_depth",
-        "learning_rate",
-        "subsample",
-        "colsample_bytree",
-        "reg_alpha",
-        "reg_lambda",
-        "min_child_weight",
-        "gamma",
-        "scale_pos_weight",
-        "early_stopping_rounds",
-        "validation_fraction",
-        "validation_gap",
-        "tree_method",
-        "max_bin",
-        "n_jobs",
-        "seed",
-        "on_missing",
-    )
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._PARAM_NAMES}
-
     def _validate_params(self) -> None:
         if self.task not in _TASK_CLASSES:
             raise ConfigError(
