@@ -17,8 +17,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ from mlstrat.fileio import (
     exclusive_lock,
     file_sha256,
     is_tmp_name,
-    tmp_name,
+    remove_path,
+    staged_dir,
+    to_jsonable,
 )
 
 DONE_FILE = "done.json"
@@ -39,17 +40,11 @@ log = logging.getLogger("mlstrat")
 
 
 def content_hash(obj: Any, length: int = 16) -> str:
-    """Stable hex digest of a JSON-able object (keys sorted): the cache key of a stage."""
-    text = json.dumps(_plain(obj), sort_keys=True, default=str, separators=(",", ":"))
+    """Stable hex digest of a JSON-able object (keys sorted): the cache key of a stage.
+    Values JSON cannot hold count by their str()."""
+    plain = to_jsonable(obj, default=str, allow_nan=True)
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 @dataclass(frozen=True)
@@ -87,12 +82,12 @@ class Entry:
         """Delete temporary files and staging folders a killed build left (ours by name)."""
         for path in self.path.parent.glob(f".{self.key}*"):
             if is_tmp_name(path.name):
-                _remove(path)
+                remove_path(path)
         if self.path.is_dir():
             for dirpath, dirnames, filenames in os.walk(self.path, followlinks=False):
                 for name in [*dirnames, *filenames]:
                     if is_tmp_name(name):
-                        _remove(Path(dirpath) / name)
+                        remove_path(Path(dirpath) / name)
                 dirnames[:] = [d for d in dirnames if not is_tmp_name(d)]
 
     def done(self) -> dict[str, Any] | None:
@@ -144,21 +139,12 @@ class Entry:
 
     def discard(self) -> None:
         if self.path.exists():
-            _remove(self.path)
+            remove_path(self.path)
 
     def build_staged(self, write: Callable[[Path], Any]) -> Any:
         """Call write(staging_dir) and rename the staging directory into place."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_name(self.path)
-        tmp.mkdir()
-        try:
-            result = write(tmp)
-            self.discard()
-            os.rename(tmp, self.path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return result
+        with staged_dir(self.path) as tmp:
+            return write(tmp)
 
 
 def _check_file(path: Path, rec: dict[str, Any], *, full: bool) -> str | None:
@@ -176,14 +162,6 @@ def _check_file(path: Path, rec: dict[str, Any], *, full: bool) -> str | None:
     if file_sha256(path) != rec.get("sha256"):
         return "sha256 differs from the one recorded when it was built"
     return None
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 def cached(

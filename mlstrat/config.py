@@ -43,24 +43,13 @@ import yaml
 
 from mlstrat.data.options import config_keys
 from mlstrat.errors import ConfigError, DataError, MlstratError
+from mlstrat.features.targets import TASK_EXAMPLES, TASK_KINDS, task_targets
+from mlstrat.fileio import to_jsonable
 
 BACKENDS = ("loky", "dask")
 FILLS = ("next_open", "close")
 COLUMN_CHOICES = ("predictions", "all")
 SIGNAL_TASKS = ("direction", "three_class", "regression")
-#: Target column prefix each task learns from, and a target spec to suggest.
-TARGET_PREFIXES = {
-    "direction": "direction_",
-    "three_class": "three_class_",
-    "volatility": "forward_volatility_",
-    "regression": "forward_return_",
-}
-TARGET_EXAMPLES = {
-    "direction": "direction:1",
-    "three_class": "three_class:1:0.002",
-    "volatility": "forward_volatility:24",
-    "regression": "forward_return:1",
-}
 VOLATILITY_TASKS = ("volatility",)
 
 TOP_KEYS = (
@@ -352,10 +341,10 @@ class RunConfig:
                 {
                     "name": p.name,
                     "predictor": p.predictor,
-                    "params": _plain(p.params),
+                    "params": to_jsonable(p.params, allow_nan=True),
                     "target": p.target,
                     "features": None if p.features is None else list(p.features),
-                    "thresholds": _plain(p.thresholds),
+                    "thresholds": to_jsonable(p.thresholds, allow_nan=True),
                 }
                 for p in self.predictors
             ],
@@ -371,14 +360,14 @@ class RunConfig:
             },
             "strategy": {
                 "class": self._absolute_spec(self.strategy.cls),
-                "params": _plain(self.strategy.params),
+                "params": to_jsonable(self.strategy.params, allow_nan=True),
                 "columns": self.strategy.columns
                 if isinstance(self.strategy.columns, str)
                 else list(self.strategy.columns),
             },
             "sizing": {
                 "class": None if self.sizing.cls is None else self._absolute_spec(self.sizing.cls),
-                "params": _plain(self.sizing.params),
+                "params": to_jsonable(self.sizing.params, allow_nan=True),
                 "volatility": self.sizing.volatility,
             },
             "broker": {
@@ -427,15 +416,6 @@ def _data_file_dict(f: DataFile) -> dict[str, Any]:
         if name != "symbol":
             out[config_key(name)] = value
     return out
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples → lists, recursively, so params survive YAML and JSON unchanged."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- loading
@@ -1200,14 +1180,13 @@ class _Parser:
         fit_targets = self.member_targets(
             kind, model, task, features.target_columns, _join(path, "params.members")
         )
-        prefix = TARGET_PREFIXES[label_task]
-        fitting = [c for c in features.target_columns if c.startswith(prefix)]
-        example = TARGET_EXAMPLES[label_task]
+        fitting = task_targets(features.target_columns, label_task)
         if not fitting:
             raise self.error(
                 _join(path, "target"),
-                f"features.targets has no {prefix}* target for the {label_task} model {kind!r}",
-                f"add one to features.targets, e.g. {example}",
+                f"features.targets has no {TASK_KINDS[label_task]}_* target for the "
+                f"{label_task} model {kind!r}",
+                f"add one to features.targets, e.g. {TASK_EXAMPLES[label_task]}",
             )
         target = fitting[0]
         if "target" in item:
@@ -1239,14 +1218,13 @@ class _Parser:
             member_task = str(getattr(member, "task", task))
             if member_task == task:
                 continue
-            prefix = TARGET_PREFIXES.get(member_task)
-            found = [c for c in targets if prefix and c.startswith(prefix)]
+            found = task_targets(targets, member_task)
             if not found:
                 raise self.error(
                     f"{members_path}[{j}]",
                     f"member {member.name!r} learns {member_task} labels but features.targets "
-                    f"has no {prefix}* target",
-                    f"add one to features.targets, e.g. {TARGET_EXAMPLES.get(member_task)}",
+                    f"has no {TASK_KINDS.get(member_task, member_task)}_* target",
+                    f"add one to features.targets, e.g. {TASK_EXAMPLES.get(member_task)}",
                 )
             if found[0] not in extra:
                 extra.append(found[0])

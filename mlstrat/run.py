@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import filecmp
-import importlib.metadata
 import math
 import os
 import platform
@@ -54,11 +53,12 @@ import mlstrat
 from mlstrat.cache import Entry, cached, content_hash, verify_cache
 from mlstrat.config import PredictorConfig, RunConfig, load_config, parse_config
 from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
-from mlstrat.fileio import storage_error
+from mlstrat.features.targets import forward_return, horizon_of
+from mlstrat.fileio import load_json, storage_error, versions
 from mlstrat.rundir import RunDir, inside
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 3, "walkforward": 2, "backtest": 2, "report": 3}
+STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "report": 3}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
@@ -153,26 +153,9 @@ class ReplayResult:
 # ---------------------------------------------------------------------------- helpers
 
 
-def versions() -> dict[str, str | None]:
-    """Python and package versions (read from installed metadata; nothing heavy is imported)."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for names in VERSION_PACKAGES:
-        found = None
-        for name in names:
-            try:
-                found = importlib.metadata.version(name)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        key = names[-1]
-        out[key] = found
-    out["mlstrat"] = mlstrat.__version__
-    return out
-
-
 def environment(config: RunConfig, data_hashes: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "versions": versions(),
+        "versions": versions(("python", *VERSION_PACKAGES)),
         "platform": {
             "system": platform.system(),
             "release": platform.release(),
@@ -186,9 +169,8 @@ def environment(config: RunConfig, data_hashes: Mapping[str, Any]) -> dict[str, 
 
 
 def _read_json(path: Path) -> Any:
-    from mlstrat.predictors.persistence import load_json
-
-    return load_json(path)
+    """A JSON file mlstrat wrote in the run directory or the cache; unparseable → IntegrityError."""
+    return load_json(path, fix="run `mlstrat run` again to rewrite it")
 
 
 def _now() -> str:
@@ -199,12 +181,6 @@ def _bar(progress: bool, total: int, desc: str, unit: str) -> Any:
     from mlstrat.progress import progress_bar
 
     return progress_bar(total=total, desc=desc, unit=unit, enabled=progress)
-
-
-def horizon_of(target: str) -> int:
-    from mlstrat.walkforward.runner import horizon_of as _h
-
-    return _h(target)
 
 
 # ---------------------------------------------------------------------------- the pipeline
@@ -642,8 +618,7 @@ def feed_columns(
         cols += features
     elif not isinstance(chosen, str):
         cols += [c for c in chosen if c not in cols]
-    h = horizon_of(pred.target)
-    for extra in (pred.target, f"forward_return_{h}"):
+    for extra in (pred.target, forward_return(horizon_of(pred.target)).name):
         if extra in targets and extra not in cols:
             cols.append(extra)
     return cols

@@ -28,7 +28,6 @@ Epoch timestamps are UTC by definition. Zone-less date strings need `tz=`.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlstrat import fileio
 from mlstrat.data.options import FORMATS, DataOptions, options_doc
 from mlstrat.data.quality import QualityReport, kind_error
 from mlstrat.data.validate import OHLCV, check_bars
@@ -80,12 +80,9 @@ class RawTable:
 
 
 def file_sha256(path: str | PathLike) -> str:
-    """Hex sha256 of a regular file's bytes, read in 1 MiB chunks (a pipe or device is refused)."""
-    digest = hashlib.sha256()
-    with open(regular_file(path), "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a data file (`mlstrat.fileio.file_sha256`); a missing file, directory,
+    pipe or device is a DataError before anything is opened (see `regular_file`)."""
+    return fileio.file_sha256(regular_file(path))
 
 
 # ---------------------------------------------------------------- detection

@@ -31,6 +31,7 @@ from mlstrat.features.catalogue import bars_timeframe
 from mlstrat.features.indicators import minute_realized_volatility
 from mlstrat.features.sets import KNOWN_VERSIONS, FeatureSet, get_feature_set, warmup_info
 from mlstrat.features.targets import Target, compute_targets, parse_targets
+from mlstrat.fileio import atomic_write
 
 OHLCV = ("open", "high", "low", "close", "volume")
 META_KEY = b"mlstrat"
@@ -238,13 +239,7 @@ def write_feature_feed(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     schema_meta[META_KEY] = json.dumps(meta).encode()
     table = table.replace_schema_metadata(schema_meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return path
 
 

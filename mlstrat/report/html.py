@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +36,10 @@ import pandas as pd
 
 import mlstrat
 from mlstrat.errors import ConfigError
+from mlstrat.fileio import json_text, replace_dir, tmp_name
 from mlstrat.report.metrics import Metrics, compute_metrics
 from mlstrat.report.plots import Chart, make_charts, make_comparison_charts, save_charts
-from mlstrat.report.result import RESULT_FILE, BacktestResult, replace_dir, to_jsonable
+from mlstrat.report.result import RESULT_FILE, BacktestResult, to_jsonable
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
@@ -692,11 +692,13 @@ def _prepare_dir(out: Path) -> Path:
                 fix="pass a new or empty directory, or a report directory to rebuild",
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = tmp_name(out)
+    tmp.mkdir()
+    return tmp
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json_text(data, sort_keys=False), encoding="utf-8")
 
 
 def build_report(

@@ -21,13 +21,9 @@ crash never leaves half a result where a result was.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import DataError, IntegrityError, SchemaError
+from mlstrat.fileio import json_text, staged_dir
+from mlstrat.fileio import to_jsonable as _to_jsonable
 
 #: Layout version of a saved result directory; bumped when old readers cannot read it.
 FORMAT_VERSION = 1
@@ -175,14 +173,8 @@ class BacktestResult:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the result directory atomically (replacing an existing one); return its path."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with staged_dir(target) as tmp:
             self.write_files(tmp)
-            replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     def write_files(self, directory: str | os.PathLike) -> None:
@@ -210,8 +202,8 @@ class BacktestResult:
             "config": self.config,
             "versions": self.versions,
         }
-        text = json.dumps(to_jsonable(meta), indent=2, allow_nan=False, sort_keys=False)
-        (out / RESULT_FILE).write_text(text + "\n", encoding="utf-8")
+        text = json_text(meta, sort_keys=False, default=str)
+        (out / RESULT_FILE).write_text(text, encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BacktestResult:
@@ -281,46 +273,9 @@ class BacktestResult:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Plain-JSON form of numpy scalars/arrays, paths, timestamps; non-finite floats → null."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted((to_jsonable(v) for v in obj), key=str)
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (pd.Timestamp, _dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if isinstance(obj, (pd.Timedelta, _dt.timedelta)):
-        return str(obj)
-    if obj is pd.NaT:
-        return None
-    return str(obj)
-
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished directory `tmp` to `target`, replacing any old one."""
-    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a report is for reading
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """`mlstrat.fileio.to_jsonable` for report values, which are never refused: an object
+    JSON cannot hold is written as its str()."""
+    return _to_jsonable(obj, default=str)
 
 
 def _unique(values: pd.Series) -> list:

@@ -14,7 +14,7 @@ predicts the fold's test period and writes
   threshold_long, threshold_short); ``signal`` is the model's decision after
   the fold's thresholds (0 = below threshold);
 * ``OUT/folds.json`` — one flat record of periods and metrics per fold;
-* ``OUT/run.json`` — the run configuration.
+* ``OUT/walkforward.json`` — the walk-forward configuration and its key.
 
 Folds run as independent tasks that take and return paths (the feed file in,
 the fold directory out), through joblib: ``backend="loky"`` on this machine or
@@ -33,10 +33,8 @@ import hashlib
 import inspect
 import json
 import os
-import re
 import shutil
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,14 +44,21 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError
+from mlstrat.features.targets import Target, forward_return, horizon_of
+from mlstrat.fileio import (
+    atomic_write,
+    atomic_write_json,
+    file_sha256,
+    remove_tmp_names,
+    replace_dir,
+    tmp_name,
+    to_jsonable,
+)
 from mlstrat.predictors.base import Prediction
 from mlstrat.predictors.persistence import (
     MANIFEST_FILE,
     build_manifest,
-    dump_json,
-    file_sha256,
     load_json,
-    to_jsonable,
     verify_model_dir,
 )
 from mlstrat.walkforward.metrics import classification_metrics, regression_metrics
@@ -62,7 +67,8 @@ from mlstrat.walkforward.training import fit_fold, predict_rows, thresholded_sig
 
 FOLD_FILE = "fold.json"
 FOLD_PREDICTIONS = "predictions.parquet"
-RUN_FILE = "run.json"
+#: The walk-forward configuration and its key (not `mlstrat run`'s run.json).
+WALKFORWARD_FILE = "walkforward.json"
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -70,7 +76,8 @@ THREAD_ENV_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
-_HORIZON = re.compile(r"_(\d+)$")
+#: Target kinds a walk-forward run picks by default (the first such target of the feed).
+_DEFAULT_TARGET_KINDS = ("direction", "three_class")
 
 
 @dataclass
@@ -155,12 +162,6 @@ def load_feed(path: str | Path) -> pd.DataFrame:
     return _read_feed_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
-def horizon_of(target: str) -> int:
-    """Label horizon in bars from a target name (`direction_3` → 3; 1 if unnamed)."""
-    match = _HORIZON.search(target)
-    return int(match.group(1)) if match else 1
-
-
 def _feed_symbol(frame: pd.DataFrame) -> str | None:
     meta = frame.attrs.get("mlstrat")
     if isinstance(meta, dict) and meta.get("symbol"):
@@ -176,7 +177,8 @@ def _resolve_columns(
 
     targets = list(target_columns(frame))
     if target is None:
-        choices = [t for t in targets if t.startswith(("direction_", "three_class_"))]
+        kinds = [(t, Target.from_name(t)) for t in targets]
+        choices = [t for t, kind in kinds if kind and kind.kind in _DEFAULT_TARGET_KINDS]
         if not choices:
             raise SchemaError(
                 "feed has no direction_* or three_class_* target",
@@ -353,18 +355,20 @@ def prediction_frame(
 
 
 def _write_fold_dir(final: Path, model: Any, info: dict[str, Any], preds: pd.DataFrame) -> None:
-    """Save model + fold.json + predictions in a staging dir, re-manifest, rename into place."""
-    staging = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:8]}"
+    """Save model + fold.json + predictions in a staging dir, re-manifest, rename into place.
+
+    The model is saved to a path that does not exist yet (inside a temporary
+    folder), as `Predictor.save` expects.
+    """
+    staging = tmp_name(final)
     staging.mkdir(parents=True)
     try:
         built = staging / final.name
         model.save(built)
-        dump_json(built / FOLD_FILE, info)
+        atomic_write_json(built / FOLD_FILE, info)
         preds.to_parquet(built / FOLD_PREDICTIONS, index=False)
-        dump_json(built / MANIFEST_FILE, build_manifest(built))
-        if final.exists():
-            os.rename(final, staging / "replaced")
-        os.rename(built, final)
+        atomic_write_json(built / MANIFEST_FILE, build_manifest(built))
+        replace_dir(built, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -451,7 +455,7 @@ def run_walk_forward(
             file=feed_path,
             fix="use a longer feed or a shorter train window",
         )
-    fwd_col = f"forward_return_{horizon_of(target)}"
+    fwd_col = forward_return(horizon_of(target)).name
     fwd_col = fwd_col if fwd_col in frame.columns else None
     symbol = _feed_symbol(frame)
     params, thread_params = _params_for(predictor, params or {}, seed)
@@ -474,9 +478,9 @@ def run_walk_forward(
     out = Path(out)
     folds_dir = out / "folds"
     folds_dir.mkdir(parents=True, exist_ok=True)
-    for stale in folds_dir.glob(".*.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    dump_json(out / RUN_FILE, {**config, "run_key": key})
+    for directory in (out, folds_dir):  # what a killed run was writing
+        remove_tmp_names(directory)
+    atomic_write_json(out / WALKFORWARD_FILE, {**config, "run_key": key})
 
     pending = [
         f
@@ -521,11 +525,9 @@ def run_walk_forward(
             shutil.rmtree(extra)
     predictions = pd.concat(parts, ignore_index=True)
     predictions_path = out / "predictions.parquet"
-    _atomic_parquet(predictions, predictions_path)
+    atomic_write(predictions_path, lambda tmp: predictions.to_parquet(tmp, index=False))
     folds_path = out / "folds.json"
-    tmp = folds_path.with_suffix(".json.tmp")
-    dump_json(tmp, records)
-    os.replace(tmp, folds_path)
+    atomic_write_json(folds_path, records)
     return WalkForwardResult(
         out=out,
         predictions_path=predictions_path,
@@ -554,12 +556,6 @@ def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
         "validation_metrics": info.get("validation_metrics", {}),
     }
     return record
-
-
-def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _execute(
