@@ -45,6 +45,7 @@ def run_backtest(
     feature_importance: Mapping[str, float] | None = None,
     timeframe: str | None = None,
     config: Mapping[str, Any] | None = None,
+    analyzers: Sequence[tuple[type[bt.Analyzer], Mapping[str, Any]]] = (),
 ) -> BacktestResult:
     """Run ``strategy_cls`` on ``feeds`` (one per symbol) and collect a BacktestResult.
 
@@ -56,6 +57,8 @@ def run_backtest(
     bar's high/low; "none" always charges the nominal slippage).
     ``folds``, ``feature_importance`` and ``config`` are passed into the result
     (``config`` is merged over the run description built here).
+    ``analyzers``: more (Analyzer class, keyword arguments) pairs added to the Cerebro, e.g.
+    paper trading's journal recorder.
     """
     named = _named_feeds(feeds)
     broker = BrokerConfig(
@@ -92,6 +95,8 @@ def run_backtest(
     cerebro.addanalyzer(TradeLog, _name="mlstrat_trades")
     cerebro.addanalyzer(FillLog, _name="mlstrat_fills")
     cerebro.addanalyzer(EquityRecorder, _name="mlstrat_equity")
+    for analyzer, kwargs in analyzers:
+        cerebro.addanalyzer(analyzer, **kwargs)
     strategy = cerebro.run()[0]
 
     records = strategy.analyzers.mlstrat_records.records

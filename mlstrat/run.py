@@ -41,7 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -587,13 +587,21 @@ def prediction_frame(
     frame = pd.read_parquet(wf_dir / "predictions.parquet")
     if vol_dir is None:
         return frame
+    path = vol_dir / "predictions.parquet"
+    return attach_volatility(config, frame, pd.read_parquet(path), file=path)
+
+
+def attach_volatility(
+    config: RunConfig, frame: pd.DataFrame, vol: pd.DataFrame, *, file: Any = None
+) -> pd.DataFrame:
+    """`frame` (signal predictions) with the volatility predictor's forecasts in ``vol`` as a
+    per-bar ``volatility`` column (see `prediction_frame`); paper trading shares it."""
     vol_cfg = config.volatility_predictor
     assert vol_cfg is not None
-    vol = pd.read_parquet(vol_dir / "predictions.parquet")
     if "volatility" not in vol.columns:
         raise DataError(
             f"volatility predictor {vol_cfg.name!r} wrote no 'volatility' column",
-            file=vol_dir / "predictions.parquet",
+            file=file,
             column="volatility",
             fix="use a predictor with task 'volatility' (e.g. volatility_lstm) as sizing.volatility",
         )
@@ -673,20 +681,8 @@ def backtest_predictor(
     the first test period have no out-of-sample prediction). Returns the
     BacktestResult and the prediction frames that were traded.
     """
-    from mlstrat.backtest import load_strategy, run_backtest
     from mlstrat.feed import FeatureFeed
 
-    strategy_cls = load_strategy(
-        config.strategy.cls,
-        base=None if config.strategy.base is None else str(config.strategy.base),
-    )
-    sizer = None
-    if config.sizing.cls is not None:
-        from mlstrat.config import _Parser
-
-        sizer = _Parser(config.strategy.base or Path.cwd(), config.source).sizer_class(
-            config.sizing.cls
-        )
     feeds: dict[str, Any] = {}
     frames: dict[str, pd.DataFrame] = {}
     folds: list[dict[str, Any]] = []
@@ -700,8 +696,39 @@ def backtest_predictor(
             feature_paths[symbol], columns=cols, start=_first_timestamp(frame), predictions=frame
         )
         folds += _folds(wf_dirs[symbol], symbol)
+    result = configured_backtest(
+        config, pred, feeds, folds=folds, feature_importance=_feature_importance(pred, wf_dirs)
+    )
+    return result, frames
+
+
+def configured_backtest(
+    config: RunConfig,
+    pred: PredictorConfig,
+    feeds: Mapping[str, Any],
+    *,
+    folds: list[dict[str, Any]] | None = None,
+    feature_importance: Mapping[str, float] | None = None,
+    analyzers: Sequence[tuple[type, Mapping[str, Any]]] = (),
+) -> Any:
+    """`run_backtest` of the configured strategy, sizer and broker on `feeds` (symbol → feed):
+    the one place a configuration becomes a Cerebro, so the backtest stage and paper trading
+    (`mlstrat.paper`, live feeds and a journal analyzer) cannot drift apart."""
+    from mlstrat.backtest import load_strategy, run_backtest
+
+    strategy_cls = load_strategy(
+        config.strategy.cls,
+        base=None if config.strategy.base is None else str(config.strategy.base),
+    )
+    sizer = None
+    if config.sizing.cls is not None:
+        from mlstrat.config import _Parser
+
+        sizer = _Parser(config.strategy.base or Path.cwd(), config.source).sizer_class(
+            config.sizing.cls
+        )
     resolved = config.to_dict()
-    result = run_backtest(
+    return run_backtest(
         feeds,
         strategy_cls,
         config.strategy.params,
@@ -715,7 +742,8 @@ def backtest_predictor(
         cheat_on_open=config.broker.cheat_on_open,
         slippage_cap=config.broker.slippage_cap,
         folds=folds,
-        feature_importance=_feature_importance(pred, wf_dirs),
+        feature_importance=feature_importance,
+        analyzers=analyzers,
         config={
             "name": f"{config.name}: {pred.name}",
             "predictor": resolved["predictors"][
@@ -732,7 +760,6 @@ def backtest_predictor(
             "seed": config.seed,
         },
     )
-    return result, frames
 
 
 # ---------------------------------------------------------------------------- entry points
