@@ -25,15 +25,11 @@ entry fill (backtrader activates bracket children once the parent has filled).
 With ``cooldown_bars`` = N, no entry is decided at the N bars starting with
 the bar an exit filled on (N = 0 allows reversing in one decision).
 
-Online retraining: with ``predictor_factory`` (fold number → unfitted
-Predictor) set, the strategy refits a predictor on the bars seen so far
-(`should_retrain` / `retrain` / `on_retrain`; the default schedule is every
-``retrain_every`` bars on the last ``train_window`` labelled bars, and
-`mlstrat.walkforward.online.WalkForwardStrategy` follows a WalkForward fold
-schedule instead) and writes its predictions into the feed's prediction
-lines, so everything downstream (sizer, recorder, report) is the same as
-with precomputed predictions. Subclasses overriding ``start`` or ``stop``
-should call ``super()``.
+Tiers: `resolve_tiers` (called by `start`, once the sizer is attached) fixes
+the confidence tier table and each feed's tier thresholds; `tier_table` reads it.
+Online retraining (a model refitted inside the backtest, writing into the
+prediction lines) is the `mlstrat.retraining.OnlineRetraining` mixin.
+Subclasses overriding ``start`` or ``stop`` should call ``super()``.
 
 Analyzers for the report: `PredictionRecorder` (per bar per symbol:
 prediction, tier, position), `TradeLog` (closed trades with tier and exit
@@ -177,13 +173,6 @@ class MLStrategy(bt.Strategy):
         ("cooldown_bars", 0),
         # confidence tiers for Pred.tier; None: the sizer's table, else sizing.DEFAULT_TIERS
         ("tiers", None),
-        # online retraining (see should_retrain / retrain / on_retrain)
-        ("predictor_factory", None),
-        ("retrain_every", None),
-        ("train_window", None),
-        ("feature_lines", None),
-        ("target_line", None),
-        ("target_horizon", 1),
     )
 
     def __init__(self) -> None:
@@ -228,16 +217,7 @@ class MLStrategy(bt.Strategy):
         self._slot_list = tuple(self._slots.values())
         self._coo = False
         self._bracket = bool(p.stop_loss or p.take_profit or p.trail_percent)
-        # online retraining state
-        self.model: Any = None
-        self.fold: int = -1
-        self.retrain_log: list[dict[str, Any]] = []
         self.rejected_orders = 0  # margin/rejected orders, warned about at the end
-        self._online = p.predictor_factory is not None
-        self._last_retrain_bar = -(10**9)
-        self._online_len = 0
-        if self._online:
-            self._check_online()
 
     def _check_params(self) -> None:
         p = self.p
@@ -266,27 +246,33 @@ class MLStrategy(bt.Strategy):
 
     # ------------------------------------------------------------------ setup
 
+    def _choose_tiers(self) -> TierTable:
+        """The ``tiers`` param, else the attached sizer's table, else the defaults (no state set)."""
+        table = self.p.tiers
+        if table is None:
+            table = getattr(getattr(self, "_sizer", None), "table", None)
+        if table is None:
+            return TierTable()
+        return table if isinstance(table, TierTable) else TierTable(table)
+
+    def resolve_tiers(self) -> TierTable:
+        """Fix the tier table used for Pred.tier and each feed's tier thresholds (symbol multiplier
+        applied); `start` calls it once the sizer is attached."""
+        table = self._table = self._choose_tiers()
+        for slot in self._slot_list:
+            slot.thr_mult = table.multipliers_for(slot.symbol)[0]
+            slot.tier_steps = tuple(
+                (t.confidence * slot.thr_mult - _EPS, t.name) for t in table.tiers
+            )
+        return table
+
     @property
     def tier_table(self) -> TierTable:
-        """Tiers used for Pred.tier: the ``tiers`` param, else the sizer's, else the defaults."""
-        if self._table is None:
-            table = self.p.tiers
-            if table is None:
-                table = getattr(getattr(self, "_sizer", None), "table", None)
-            if table is None:
-                table = TierTable()
-            elif not isinstance(table, TierTable):
-                table = TierTable(table)
-            self._table = table
-            for slot in self._slot_list:
-                slot.thr_mult = table.multipliers_for(slot.symbol)[0]
-                slot.tier_steps = tuple(
-                    (t.confidence * slot.thr_mult - _EPS, t.name) for t in table.tiers
-                )
-        return self._table
+        """The tier table in force (`resolve_tiers`); before `start`, the one it would choose."""
+        return self._table if self._table is not None else self._choose_tiers()
 
     def start(self) -> None:
-        self.tier_table  # noqa: B018 - resolve tiers once the sizer is attached
+        self.resolve_tiers()
         self._coo = bool(getattr(self.cerebro.p, "cheat_on_open", False))
 
     def stop(self) -> None:
@@ -302,8 +288,8 @@ class MLStrategy(bt.Strategy):
     def pred(self, data: Any = None, ago: int = 0) -> Pred:
         """The prediction for ``data`` at ``ago`` bars back (0: the bar being decided on)."""
         slot = self._slots[data if data is not None else self.datas[0]]
-        if not slot.tier_steps:
-            self.tier_table  # noqa: B018
+        if self._table is None:
+            self.resolve_tiers()
         return self._pred(slot, self._ago + ago)
 
     def _pred(self, slot: _Slot, a: int) -> Pred:
@@ -392,9 +378,7 @@ class MLStrategy(bt.Strategy):
 
     def next(self) -> None:
         if self._table is None:
-            self.tier_table  # noqa: B018 - start() was overridden without super()
-        if self._online:
-            self._online_step()
+            self.resolve_tiers()  # start() was overridden without super()
         if self._coo:
             return
         for slot in self._slot_list:
@@ -537,126 +521,6 @@ class MLStrategy(bt.Strategy):
         if slot is None:
             return "", ""
         return slot.closed_tier, slot.closed_reason
-
-    # ------------------------------------------------------------------ online retraining
-
-    def _check_online(self) -> None:
-        p = self.p
-        if not callable(p.predictor_factory):
-            raise ConfigError(
-                "predictor_factory must be callable (fold number → unfitted Predictor)",
-                column="predictor_factory",
-            )
-        for name in ("retrain_every", "train_window"):
-            if getattr(p, name) is None or int(getattr(p, name)) < 1:
-                raise ConfigError(
-                    f"online retraining needs {name} ≥ 1 bars", column=name, fix=f"set {name}"
-                )
-        data = self.datas[0]
-        missing = [
-            n for n in (p.target_line, *(p.feature_lines or ())) if not n or _line(data, n) is None
-        ]
-        if not p.feature_lines or missing:
-            raise ConfigError(
-                f"online retraining needs feature_lines and target_line on the first feed; "
-                f"missing {missing or ['feature_lines']}",
-                column="feature_lines",
-                fix="name feed lines (feature and target columns) the predictor learns from",
-            )
-        slot = self._slots.get(data)
-        if slot is None or slot.signal is None or slot.confidence is None:
-            raise ConfigError(
-                "online retraining writes predictions into the first feed's prediction lines, "
-                f"but it has no {p.signal_line!r} line",
-                column=p.signal_line,
-                fix="add NaN prediction columns, e.g. mlstrat.walkforward.online.with_prediction_columns",
-            )
-
-    def _online_step(self) -> None:
-        data = self.datas[0]
-        n = len(data)
-        if n == self._online_len:  # no new bar on the feed the model follows
-            return
-        self._online_len = n
-        if self.should_retrain():
-            fold, model = self.retrain()
-            self._last_retrain_bar = len(data)
-            self.on_retrain(fold, model)
-        if self.model is not None:
-            self.write_prediction(data, self.predict_online(data))
-
-    def should_retrain(self) -> bool:
-        """Default schedule: every ``retrain_every`` bars once ``train_window`` labelled bars exist."""
-        labelled = len(self.datas[0]) - int(self.p.target_horizon)
-        if labelled < int(self.p.train_window):
-            return False
-        return len(self.datas[0]) - self._last_retrain_bar >= int(self.p.retrain_every)
-
-    def training_data(self) -> tuple[pd.DataFrame, pd.Series]:
-        """Features and labels of the last ``train_window`` bars whose label is already known.
-
-        The label of bar i needs bars up to i + ``target_horizon``, so at bar t
-        only bars ≤ t − horizon are used (purge).
-        """
-        p = self.p
-        data = self.datas[0]
-        horizon = int(p.target_horizon)
-        size = min(int(p.train_window), len(data) - horizon)
-        cols = {
-            name: np.asarray(_line(data, name).get(ago=-horizon, size=size), dtype=float)
-            for name in p.feature_lines
-        }
-        X = pd.DataFrame(cols)
-        y = pd.Series(
-            np.asarray(_line(data, p.target_line).get(ago=-horizon, size=size), dtype=float),
-            name=p.target_line,
-        )
-        known = y.notna().to_numpy()
-        return X[known].reset_index(drop=True), y[known].reset_index(drop=True)
-
-    def retrain(self) -> tuple[int, Any]:
-        """Fit a fresh predictor from ``predictor_factory(fold)`` on `training_data()`."""
-        fold = self.fold + 1
-        X, y = self.training_data()
-        model = self.p.predictor_factory(fold)
-        model.fit(X, y)
-        return fold, model
-
-    def on_retrain(self, fold: int, model: Any) -> None:
-        """Called after every retrain; default: make ``model`` the current one and log it."""
-        self.model = model
-        self.fold = fold
-        self.retrain_log.append(
-            {"fold": fold, "bar": len(self.datas[0]), "time": self.datas[0].datetime.datetime(0)}
-        )
-
-    def predict_online(self, data: Any) -> Any:
-        """The current model's `Prediction` for the bar that just closed."""
-        window = int(getattr(self.model, "window", 1) or 1)
-        rows = min(window, len(data))
-        x = np.column_stack(
-            [
-                np.asarray(_line(data, n).get(ago=0, size=rows), dtype=float)
-                for n in self.p.feature_lines
-            ]
-        )
-        return self.model.predict_one(x)
-
-    def write_prediction(self, data: Any, prediction: Any) -> None:
-        """Store a one-row `Prediction` in the feed's prediction lines at the current bar."""
-        slot = self._slots[data]
-        slot.signal[0] = float(prediction.signal[-1])
-        slot.confidence[0] = float(prediction.confidence[-1])
-        if slot.proba is not None and prediction.proba is not None and slot.proba_hold is None:
-            slot.proba[0] = float(prediction.proba_up()[-1])
-        if slot.fold is not None:
-            slot.fold[0] = float(self.fold)
-        for line, values in (
-            (slot.expected_return, prediction.expected_return),
-            (slot.volatility, prediction.volatility),
-        ):
-            if line is not None and values is not None:
-                line[0] = float(values[-1])
 
 
 # ---------------------------------------------------------------------- analyzers

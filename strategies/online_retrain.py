@@ -3,7 +3,7 @@
 Instead of reading precomputed predictions, this strategy holds a predictor
 and refits it as the backtest advances. It builds on
 `mlstrat.walkforward.online.WalkForwardStrategy`, which implements
-MLStrategy's retraining hooks on a `WalkForward` schedule: `should_retrain`
+`OnlineRetraining`'s hooks on a `WalkForward` schedule: `should_retrain`
 fires on the bar where a fold's test period starts, `retrain` fits a fresh
 model from ``predictor_factory(fold)`` on the bars seen so far whose labels are
 already known (the same rows, validation tail and thresholds as the batch

@@ -159,7 +159,7 @@ class _Forgetful(Predictor):
 def test_a_parameter_not_kept_is_named_with_the_fix():
     with pytest.raises(ConfigError, match=r"does not keep its constructor parameter 'alpha'") as e:
         _Forgetful(alpha=2.0).get_params()
-    assert "self.alpha" in e.value.fix
+    assert "self.alpha" in e.value.fix and e.value.param == "alpha"
     with pytest.raises(ConfigError, match="alpha"):  # and saving says so instead of writing
         fitted_metadata(_Forgetful(), "model.bin")
 

@@ -14,6 +14,7 @@ from mlstrat.broker import BrokerConfig, make_cerebro
 from mlstrat.errors import ConfigError
 from mlstrat.feed import FeatureFeed
 from mlstrat.predictors.base import Prediction, Predictor
+from mlstrat.retraining import OnlineRetraining
 from mlstrat.strategy import (
     EquityRecorder,
     MLStrategy,
@@ -337,7 +338,7 @@ def test_online_retraining_uses_only_labelled_past_bars():
         "target_line": "direction_1",
         "target_horizon": 1,
     }
-    res = run_backtest({"TEST": feed}, MLStrategy, params, sizer_params={"method": "fixed"})
+    res = run_backtest({"TEST": feed}, OnlineRetraining, params, sizer_params={"method": "fixed"})
     # first fit once 8 labelled bars exist: at bar index 8 (len 9), rows 0..7; then every 10 bars
     fitted_at = [int(f["bar"].max()) + 1 for f in MeanUp.fits]
     assert fitted_at == [8, 18, 28, 38]
@@ -359,5 +360,6 @@ def test_online_retraining_requires_lines():
     with pytest.raises(ConfigError, match="feature_lines"):
         backtest(
             df,
+            OnlineRetraining,
             params={"predictor_factory": lambda f: MeanUp(), "retrain_every": 5, "train_window": 5},
         )

@@ -122,6 +122,7 @@ class Predictor:
             if not hasattr(self, name):
                 raise ConfigError(
                     f"{type(self).__name__} does not keep its constructor parameter {name!r}",
+                    param=name,
                     fix=f"store it in __init__ as self.{name} (or override get_params)",
                 )
             value = getattr(self, name)
@@ -139,7 +140,9 @@ class Predictor:
         fix = f"valid parameters: {', '.join(names)}"
         if unknown and not takes_any:
             raise ConfigError(
-                f"predictor {cls.name!r} has no parameter(s) {', '.join(unknown)}", fix=fix
+                f"predictor {cls.name!r} has no parameter(s) {', '.join(unknown)}",
+                param=unknown[0],
+                fix=fix,
             )
         try:
             return cls(**params)

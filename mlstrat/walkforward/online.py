@@ -1,7 +1,7 @@
 """Online walk-forward retraining inside a backtest, on the batch runner's fold schedule.
 
-`WalkForwardStrategy` is an `MLStrategy` whose retraining hooks follow a
-`WalkForward` schedule bar by bar:
+`WalkForwardStrategy` is an `OnlineRetraining` strategy (`mlstrat.retraining`)
+whose retraining hooks follow a `WalkForward` schedule bar by bar:
 
 * ``should_retrain`` feeds each new bar's timestamp to the schedule's
   tracker and fires on the bars where a fold's test period starts — the same
@@ -32,7 +32,8 @@ import pandas as pd
 
 from mlstrat.errors import ConfigError
 from mlstrat.predictors.base import Prediction
-from mlstrat.strategy import MLStrategy, bt_times_to_utc
+from mlstrat.retraining import OnlineRetraining
+from mlstrat.strategy import bt_times_to_utc
 from mlstrat.walkforward.runner import horizon_of
 from mlstrat.walkforward.splits import Schedule, WalkForward
 from mlstrat.walkforward.training import FittedFold, fit_fold, thresholded_signal
@@ -62,14 +63,15 @@ def with_prediction_columns(frame: pd.DataFrame, columns=ONLINE_PREDICTION_COLUM
     return out
 
 
-class WalkForwardStrategy(MLStrategy):
-    """MLStrategy that retrains on a WalkForward schedule (see the module docstring).
+class WalkForwardStrategy(OnlineRetraining):
+    """OnlineRetraining on a WalkForward schedule (see the module docstring).
 
-    Params: ``predictor_factory`` (fold number → unfitted Predictor),
-    ``feature_lines`` and ``target_line`` (as in MLStrategy), ``splits`` (a
-    WalkForward; default 4-month train / 2-month test), ``threshold_params``
-    (keyword arguments of `fit_thresholds`) and ``symbol`` (for threshold
-    multipliers; default the feed's name).
+    Params: ``predictor_factory``, ``feature_lines``, ``target_line`` and
+    ``target_horizon`` (as in OnlineRetraining; ``retrain_every`` and
+    ``train_window`` are not used), ``splits`` (a WalkForward; default 4-month
+    train / 2-month test), ``threshold_params`` (keyword arguments of
+    `fit_thresholds`) and ``symbol`` (for threshold multipliers; default the
+    feed's name).
     """
 
     params = (
@@ -78,32 +80,12 @@ class WalkForwardStrategy(MLStrategy):
         ("symbol", None),
     )
 
-    def _check_online(self) -> None:
+    def setup_schedule(self) -> None:
+        """Check ``splits`` and start its bar-by-bar tracker (horizon: the longest label's)."""
         p = self.p
-        if not callable(p.predictor_factory):
-            raise ConfigError(
-                "predictor_factory must be callable (fold number → unfitted Predictor)",
-                column="predictor_factory",
-            )
         if p.splits is not None and not isinstance(p.splits, WalkForward):
             raise ConfigError(
-                f"splits must be a WalkForward, got {type(p.splits).__name__}", column="splits"
-            )
-        data = self.datas[0]
-        names = [p.target_line, *(p.feature_lines or ())]
-        missing = [n for n in names if not n or getattr(data.lines, n, None) is None]
-        if not p.feature_lines or missing:
-            raise ConfigError(
-                f"online walk-forward needs feature_lines and target_line on the first feed; "
-                f"missing {missing or ['feature_lines']}",
-                column="feature_lines",
-                fix="build the feed with the feature and target columns the model learns from",
-            )
-        if data not in self._slots:
-            raise ConfigError(
-                f"the first feed has no {p.signal_line!r} line to write predictions into",
-                column=p.signal_line,
-                fix="add NaN prediction columns with with_prediction_columns(frame)",
+                f"splits must be a WalkForward, got {type(p.splits).__name__}", param="splits"
             )
         splits = p.splits or WalkForward(train="4mo", test="2mo")
         horizon = max(splits.horizon, int(p.target_horizon), horizon_of(p.target_line))
