@@ -20,6 +20,14 @@ from mlstrat.features.feed_io import (
     target_columns,
     write_feature_feed,
 )
+from mlstrat.features.labels import (
+    concurrency,
+    ewm_volatility,
+    jump_labels,
+    net_forward_returns,
+    triple_barrier_labels,
+    uniqueness_weights,
+)
 from mlstrat.features.sets import (
     KNOWN_VERSIONS,
     FeatureSet,
@@ -47,13 +55,17 @@ __all__ = [
     "build_feature_feed",
     "build_feature_feeds",
     "buildable_sets",
+    "concurrency",
     "cut_after_warmup",
     "direction",
+    "ewm_volatility",
     "feature_columns",
     "forward_return",
     "forward_volatility",
     "get_feature_set",
+    "jump_labels",
     "list_feature_sets",
+    "net_forward_returns",
     "parse_target",
     "parse_targets",
     "read_feature_feed",
@@ -62,6 +74,8 @@ __all__ = [
     "source_sha256",
     "target_columns",
     "three_class",
+    "triple_barrier_labels",
+    "uniqueness_weights",
     "warmup_info",
     "write_feature_feed",
 ]
