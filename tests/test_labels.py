@@ -618,6 +618,19 @@ def test_weights_refuse_labels_they_cannot_place(hand):
             uniqueness_weights(labels, decay=decay)
 
 
+@pytest.mark.parametrize("rows", [0, 1, 2])
+def test_fewer_bars_than_the_horizon_give_unresolved_rows(hand, rows):
+    short = hand.iloc[:rows]
+    frames = [
+        triple_barrier_labels(short, 3, volatility=pd.Series(0.01, index=short.index)),
+        jump_labels(short, 3, threshold=0.01),
+        net_forward_returns(short, 3),
+    ]
+    for frame in frames:
+        assert len(frame) == rows and frame["label"].isna().all() and frame["t1"].isna().all()
+    assert uniqueness_weights(frames[0]).isna().all()
+
+
 def test_no_resolved_label_gives_nan_weights(hand):
     labels = triple_barrier_labels(hand.iloc[:2], 3)  # warm-up only: nothing resolved
     assert uniqueness_weights(labels, decay=0.5).isna().all()

@@ -216,7 +216,8 @@ def _first_touch(
     ret = np.full(n, np.nan)
     t1_pos = np.full(n, np.nan)
     live = np.isfinite(entry) & np.isfinite(side) & ~np.isnan(width_up) & ~np.isnan(width_down)
-    pad = {k: np.concatenate([v, np.full(horizon, np.nan)]) for k, v in prices.items()}
+    # NaN past the last bar (one more than needed, so even 0 bars make a window).
+    pad = {k: np.concatenate([v, np.full(horizon + 1, np.nan)]) for k, v in prices.items()}
     windows = {
         k: np.lib.stride_tricks.sliding_window_view(v[1:], horizon) for k, v in pad.items()
     }  # windows[k][t] = bars t+1 … t+horizon
