@@ -15,6 +15,10 @@ _LAZY = {
     "build_comparison": "mlstrat.report.html",
     "compute_metrics": "mlstrat.report.metrics",
     "Metrics": "mlstrat.report.metrics",
+    "sharpe_stats": "mlstrat.report.stats",
+    "bootstrap_sharpe_ci": "mlstrat.report.stats",
+    "probability_of_backtest_overfitting": "mlstrat.report.stats",
+    "path_statistics": "mlstrat.report.stats",
 }
 
 __all__ = ["BacktestResult", *_LAZY]
