@@ -24,13 +24,15 @@ ONLINE = {"feature_lines": ("bar",), "target_line": "direction_1", "target_horiz
 
 
 class MeanUp(Predictor):
-    """P(up) = share of up labels it was fitted on, for every row."""
+    """Test double: P(up) = share of up labels in training; records what it was fitted on."""
 
     name = "mean_up"
+    fits: list[pd.DataFrame] = []
 
     def fit(self, X, y, *, validation=None):
         self.feature_names = list(X.columns)
         self.p_up = float(y.mean())
+        MeanUp.fits.append(X.assign(y=y.to_numpy()))
         return self
 
     def predict(self, X):
@@ -135,6 +137,57 @@ def test_online_strategies_need_a_signal_line_to_write_into(strategy):
     params = {"retrain_every": 10, "train_window": 10} if strategy is OnlineRetraining else {}
     with pytest.raises(ConfigError, match="prediction lines"):
         run(strategy, signal_line=None, **params)
+
+
+def test_online_retraining_uses_only_labelled_past_bars():
+    n = 40
+    rng = np.random.default_rng(7)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    index = pd.date_range("2025-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
+    df = pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0},
+        index=index,
+    )
+    df["bar"] = np.arange(n, dtype=float)
+    df["direction_1"] = (
+        (df["close"].shift(-1) > df["close"]).astype(float).where(df["close"].shift(-1).notna())
+    )
+    for col in ("signal", "confidence", "proba_up", "fold"):
+        df[col] = np.nan
+    cols = ["bar", "direction_1", "signal", "confidence", "proba_up", "fold"]
+    feed = FeatureFeed.from_frame(df, columns=cols, name="TEST")
+    MeanUp.fits = []
+    params = {
+        "predictor_factory": lambda fold: MeanUp(),
+        "retrain_every": 10,
+        "train_window": 8,
+        "feature_lines": ("bar",),
+        "target_line": "direction_1",
+        "target_horizon": 1,
+    }
+    res = run_backtest({"TEST": feed}, OnlineRetraining, params, sizer_params={"method": "fixed"})
+    # first fit once 8 labelled bars exist: at bar index 8 (len 9), rows 0..7; then every 10 bars
+    fitted_at = [int(f["bar"].max()) + 1 for f in MeanUp.fits]
+    assert fitted_at == [8, 18, 28, 38]
+    for fit, t in zip(MeanUp.fits, fitted_at, strict=True):
+        assert list(fit["bar"]) == list(range(t - 8, t))  # never the label of bar t itself
+        assert list(fit["y"]) == list(df["direction_1"].iloc[t - 8 : t])
+    rec = res.records
+    assert rec["signal"].iloc[:8].isna().all()
+    for fold, t in enumerate(fitted_at):
+        p_up = df["direction_1"].iloc[t - 8 : t].mean()
+        end = fitted_at[fold + 1] if fold + 1 < len(fitted_at) else n
+        assert rec["proba_up"].iloc[t:end].to_numpy() == pytest.approx(np.full(end - t, p_up))
+        assert (rec["fold"].iloc[t:end] == fold).all()
+    assert rec["target"].equals(df["direction_1"].reset_index(drop=True).rename("target"))
+
+
+def test_online_retraining_requires_lines():
+    with pytest.raises(ConfigError, match=r"missing \['rsi_14'\]") as info:
+        run(OnlineRetraining, feature_lines=("rsi_14",), retrain_every=5, train_window=5)
+    assert info.value.param == "feature_lines"
+    with pytest.raises(ConfigError, match=r"missing \['feature_lines'\]"):
+        run(OnlineRetraining, feature_lines=None, retrain_every=5, train_window=5)
 
 
 class EarlyLook(MLStrategy):
