@@ -34,6 +34,7 @@ import pandas as pd
 from backtrader.linebuffer import LineBuffer
 
 from mlstrat.errors import DataError, SchemaError
+from mlstrat.features.targets import TARGET_PREFIXES, column_roles, is_target_name
 
 __all__ = [
     "OHLCV",
@@ -46,8 +47,6 @@ __all__ = [
 ]
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
-#: Name prefixes of target columns, used when a frame carries no role metadata.
-TARGET_PREFIXES: tuple[str, ...] = ("direction_", "three_class_", "forward_")
 
 _US_PER_DAY = 86_400_000_000
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
@@ -103,18 +102,11 @@ def _to_microseconds(idx: pd.DatetimeIndex) -> np.ndarray:
 # column roles and names
 
 
-def _roles(df: pd.DataFrame) -> dict[str, str]:
-    meta = df.attrs.get("mlstrat")
-    if isinstance(meta, dict) and isinstance(meta.get("roles"), dict):
-        return {str(k): str(v) for k, v in meta["roles"].items()}
-    return {}
-
-
 def _selected_by_default(column: str, roles: dict[str, str]) -> bool:
     role = roles.get(column)
     if role is not None:
         return role in ("feature", "prediction")
-    return column not in (*OHLCV, "openinterest") and not column.startswith(TARGET_PREFIXES)
+    return column not in (*OHLCV, "openinterest") and not is_target_name(column)
 
 
 def default_columns(df: pd.DataFrame) -> list[str]:
@@ -126,7 +118,7 @@ def default_columns(df: pd.DataFrame) -> list[str]:
     one of ``TARGET_PREFIXES``. OHLCV and openinterest are always lines of the
     feed and so are never listed.
     """
-    roles = _roles(df)
+    roles = column_roles(df)
     return [
         str(c)
         for c in df.columns

@@ -20,6 +20,15 @@ from mlstrat.features import (
     target_columns,
     three_class,
 )
+from mlstrat.features.targets import (
+    KINDS,
+    TARGET_PREFIXES,
+    Target,
+    column_roles,
+    horizon_of,
+    is_target_name,
+    task_targets,
+)
 
 CLOSE = [100.0, 101.0, 100.5, 100.0, 103.0, 102.0]
 
@@ -107,3 +116,49 @@ def test_targets_are_forward_looking_and_marked_as_targets():
         feed["three_class_4"].iloc[-4:].isna().all()
         and feed["three_class_4"].iloc[:-4].notna().all()
     )
+
+
+def test_target_names_parse_back_to_their_targets():
+    for kind in KINDS:
+        for h in (1, 4, 24):
+            assert Target.from_name(f"{kind}_{h}") == Target(kind, h)
+    spec = parse_target("three_class:4:0.003")
+    assert Target.from_name(spec.name) == Target("three_class", 4)  # names carry no threshold
+    for other in ("rsi_14", "direction", "direction_0", "direction_x", "big_move_4", "", None, 7):
+        assert Target.from_name(other) is None
+
+
+def test_horizon_of_reads_any_label_named_label_h():
+    assert horizon_of("direction_3") == 3
+    assert horizon_of("forward_volatility_24") == 24
+    assert horizon_of("big_move_4") == 4  # a custom label following the scheme
+    assert horizon_of("close") == 1 and horizon_of("close", default=0) == 0
+    assert horizon_of(None, default=0) == 0
+
+
+def test_target_prefixes_are_the_kinds():
+    assert TARGET_PREFIXES == (
+        "direction_",
+        "three_class_",
+        "forward_return_",
+        "forward_volatility_",
+    )
+    for name in ("direction_1", "three_class_4", "forward_return_24", "forward_volatility_24"):
+        assert is_target_name(name)
+    for name in ("rsi_14", "close", "h4_direction_1", "forward_fill_close"):
+        assert not is_target_name(name)
+
+
+def test_task_targets_and_roles():
+    columns = ["direction_1", "three_class_4", "forward_return_1", "forward_volatility_24",
+               "direction_4", "rsi_14", "big_move_1"]  # fmt: skip
+    assert task_targets(columns, "direction") == ["direction_1", "direction_4"]
+    assert task_targets(columns, "three_class") == ["three_class_4"]
+    assert task_targets(columns, "volatility") == ["forward_volatility_24"]
+    assert task_targets(columns, "regression") == ["forward_return_1"]
+    assert task_targets(columns, "clustering") == []
+    feed = build_feature_feed(_bars(np.linspace(100, 130, 300)), "core", targets=("direction:1",))
+    roles = column_roles(feed)
+    assert roles["direction_1"] == "target" and roles["close"] == "ohlcv"
+    assert roles == feed.attrs["mlstrat"]["roles"]
+    assert column_roles(pd.DataFrame({"a": [1]})) == {} and column_roles(None) == {}

@@ -20,6 +20,7 @@ from walkforward_data import REPO, XGB_PARAMS, sample_bars, write_feed
 from mlstrat.cli import main
 from mlstrat.errors import ConfigError, SchemaError
 from mlstrat.features import build_feature_feed, read_feature_feed, write_feature_feed
+from mlstrat.fileio import tmp_name
 from mlstrat.predictors.registry import load_predictor
 from mlstrat.walkforward.leakage import perturb_after
 from mlstrat.walkforward.runner import FOLD_FILE, run_walk_forward
@@ -166,6 +167,38 @@ def test_resume_skips_verified_folds_and_repairs_damaged_ones(feed, base_run, tm
     other = {**XGB_PARAMS, "max_depth": 2}
     again = run_walk_forward(feed, "xgboost", other, "direction_1", SPLITS, out, progress=False)
     assert again.n_trained == 7
+
+
+def test_rerun_removes_what_a_killed_run_was_writing(feed, base_run, tmp_path) -> None:
+    """A killed run leaves temporary names (all bearing mlstrat's mark) in OUT and
+    OUT/folds; the next run removes them and nothing else, and writes its configuration
+    to walkforward.json (`mlstrat run` has its own run.json)."""
+    out = tmp_path / "copy"
+    shutil.copytree(base_run.out, out)
+    (out / "run.json").unlink(missing_ok=True)
+    half_file = tmp_name(out / "predictions.parquet")
+    half_file.write_bytes(b"PAR1 half a file")
+    half_fold = tmp_name(out / "folds" / "003")
+    (half_fold / "003").mkdir(parents=True)
+    (out / "notes.txt").write_text("the user's")
+    again = run_walk_forward(
+        feed, "xgboost", XGB_PARAMS, "direction_1", SPLITS, out, n_jobs=1, progress=False
+    )
+    assert (again.n_trained, again.n_resumed) == (0, 7)
+    assert not half_file.exists() and not half_fold.exists()
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "folds",
+        "folds.json",
+        "notes.txt",
+        "predictions.parquet",
+        "walkforward.json",
+    ]
+    config = json.loads((out / "walkforward.json").read_text())
+    assert config["predictor"] == "xgboost" and config["target"] == "direction_1"
+    assert (
+        config["run_key"] == json.loads((out / "folds" / "000" / FOLD_FILE).read_text())["run_key"]
+    )
 
 
 def test_killed_run_resumes_to_identical_predictions(feed, tmp_path) -> None:

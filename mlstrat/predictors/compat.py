@@ -18,20 +18,10 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, SchemaError
+from mlstrat.features.targets import TARGET_PREFIXES, column_roles, is_target_name
 
 OnMissing = Literal["error", "zero", "nan", "mean"]
 ON_MISSING_POLICIES: tuple[str, ...] = ("error", "zero", "nan", "mean")
-
-#: Column-name prefixes of target columns (see mlstrat.features targets).
-TARGET_PREFIXES: tuple[str, ...] = ("direction_", "three_class_", "forward_")
-
-
-def _roles(frame: pd.DataFrame | None) -> dict[str, str]:
-    if frame is None:
-        return {}
-    meta = frame.attrs.get("mlstrat")
-    roles = meta.get("roles") if isinstance(meta, dict) else None
-    return roles if isinstance(roles, dict) else {}
 
 
 def check_gap_and_on_missing(validation_gap: Any, on_missing: Any) -> None:
@@ -51,17 +41,12 @@ def check_gap_and_on_missing(validation_gap: Any, on_missing: Any) -> None:
         )
 
 
-def is_target_name(name: str) -> bool:
-    """True for names following the target naming scheme (direction_h, forward_return_h, ...)."""
-    return str(name).startswith(TARGET_PREFIXES)
-
-
 def check_no_targets(
     feature_names: Iterable[str], frame: pd.DataFrame | None = None, *, file: Any = None
 ) -> None:
     """Raise SchemaError if any feature is a target column (by name or by frame role)."""
-    roles = _roles(frame)
-    bad = [n for n in feature_names if is_target_name(n) or roles.get(n) == "target"]
+    roles = column_roles(frame)
+    bad = [n for n in feature_names if is_target_name(n) or roles.get(str(n)) == "target"]
     if bad:
         raise SchemaError(
             f"target column(s) used as model features: {', '.join(map(str, bad))} "

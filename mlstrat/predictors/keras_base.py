@@ -20,7 +20,6 @@ same way for all of them:
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
+from mlstrat.features.targets import horizon_of
 from mlstrat.predictors.base import Prediction, Predictor
 from mlstrat.predictors.compat import (
     align_features,
@@ -64,7 +64,6 @@ from mlstrat.predictors.scaling import (
 from mlstrat.predictors.scoring import binary_log_loss, categorical_log_loss, roc_auc
 
 MODEL_FILE = "model.keras"
-_HORIZON = re.compile(r"_(\d+)$")
 _RESTORE_FIX = "retrain the model or restore the directory from a backup"
 #: Constructor parameters every adapter takes and `_init_common` stores unchanged.
 TRAINING_PARAMS: tuple[str, ...] = (
@@ -258,9 +257,7 @@ class KerasSequencePredictor(Predictor):
     def _gap(self, y: Any) -> int:
         if self.validation_gap != "auto":
             return int(self.validation_gap)
-        name = getattr(y, "name", None)
-        match = _HORIZON.search(str(name)) if name is not None else None
-        return int(match.group(1)) if match else 0
+        return horizon_of(getattr(y, "name", None), default=0)
 
     @staticmethod
     def _follows(X: pd.DataFrame, Xv: pd.DataFrame) -> bool:

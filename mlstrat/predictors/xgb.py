@@ -13,7 +13,6 @@ the best iteration so the saved model is exactly the one that predicts.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pandas as pd
 import xgboost as xgb
 
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
+from mlstrat.features.targets import horizon_of
 from mlstrat.predictors.base import Prediction, Predictor, Task
 from mlstrat.predictors.compat import (
     align_features,
@@ -43,7 +43,6 @@ from mlstrat.predictors.scoring import categorical_log_loss, roc_auc
 
 MODEL_FILE = "model.ubj"
 _TASK_CLASSES = {"direction": 2, "three_class": 3}
-_HORIZON = re.compile(r"_(\d+)$")
 
 
 def balanced_sample_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -232,8 +231,7 @@ class XGBoostPredictor(Predictor):
     def _gap(self, y: pd.Series) -> int:
         if self.validation_gap != "auto":
             return int(self.validation_gap)
-        match = _HORIZON.search(str(y.name)) if y.name is not None else None
-        return int(match.group(1)) if match else 0
+        return horizon_of(y.name, default=0)
 
     def _split(
         self, X: pd.DataFrame, y: pd.Series, validation: tuple[pd.DataFrame, pd.Series] | None
