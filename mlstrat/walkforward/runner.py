@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -384,8 +383,7 @@ def _params_for(name: str, params: Mapping[str, Any], seed: int) -> tuple[dict, 
     """User params plus `seed` when the predictor takes one; its unset thread parameters."""
     from mlstrat.predictors.registry import get_predictor
 
-    cls = get_predictor(name)
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = get_predictor(name).param_names()
     out = dict(params)
     if "seed" in accepted and "seed" not in out:
         out["seed"] = seed
