@@ -8,17 +8,22 @@ Online retraining inside a backtest: `mlstrat.walkforward.online.WalkForwardStra
 (imported on demand, since it pulls in backtrader).
 """
 
+from mlstrat.walkforward.cpcv import CombinatorialPurgedCV, CPCVFold, CPCVPath, assemble_path
 from mlstrat.walkforward.leakage import LeakageReport, check_leakage
 from mlstrat.walkforward.runner import WalkForwardResult, run_walk_forward
 from mlstrat.walkforward.splits import Fold, WalkForward
 from mlstrat.walkforward.thresholds import Thresholds, fit_thresholds
 
 __all__ = [
+    "CPCVFold",
+    "CPCVPath",
+    "CombinatorialPurgedCV",
     "Fold",
     "LeakageReport",
     "Thresholds",
     "WalkForward",
     "WalkForwardResult",
+    "assemble_path",
     "check_leakage",
     "fit_thresholds",
     "run_walk_forward",
