@@ -373,6 +373,8 @@ FAULTS = [
         "names",
     ),
     (lambda: path_statistics([], 252), DataError, "no path"),
+    (lambda: path_statistics([pd.Series([1.0, 1.1, 1.2])], None), ConfigError, "periods_per_year"),
+    (lambda: bootstrap_sharpe_ci(skewed_returns(0), periods_per_year=-1), ConfigError, "positive"),
     (lambda: path_statistics([pd.Series([1.0, np.nan, 1.1, 1.2])], 252), DataError, "path 0"),
 ]
 

@@ -113,6 +113,19 @@ def _check_finite(value: Any, name: str) -> float:
     return float(value)
 
 
+def _check_periods(periods_per_year: Any) -> float | None:
+    """Bars per year as a positive float, or None when not given."""
+    if periods_per_year is None:
+        return None
+    value = _check_finite(periods_per_year, "periods_per_year")
+    if value <= 0:
+        raise ConfigError(
+            f"periods_per_year={periods_per_year!r} must be positive",
+            fix="e.g. 8760 for hourly 24/7 bars or 252 for daily equity bars",
+        )
+    return value
+
+
 def _annual(value: float | None, periods_per_year: float | None) -> float | None:
     """A per-bar Sharpe ratio annualised by sqrt(P); None without P."""
     if value is None or periods_per_year is None:
@@ -300,29 +313,10 @@ def sharpe_stats(
         k: min_track_record_length(m.sharpe, m.skew, m.kurtosis, v, confidence)
         for k, v in marks.items()
     }
-    years = None
-    if periods_per_year is not None:
-        periods_per_year = _check_finite(periods_per_year, "periods_per_year")
-        if periods_per_year <= 0:
-            raise ConfigError(f"periods_per_year={periods_per_year!r} must be positive")
-        years = {k: v / periods_per_year for k, v in trl.items()}
-    deflated: dict[str, Any] = {}
+    periods_per_year = _check_periods(periods_per_year)
+    years = None if periods_per_year is None else {k: v / periods_per_year for k, v in trl.items()}
     if trial_sharpes is not None:
         n_trials, trial_variance = trial_count_and_variance(trial_sharpes)
-    if n_trials is not None or trial_variance is not None:
-        if n_trials is None or trial_variance is None:
-            raise ConfigError(
-                "the deflated Sharpe needs both n_trials and trial_variance",
-                fix="pass trial_sharpes=[...] (every trial's per-bar Sharpe) instead",
-            )
-        sr0 = expected_max_sharpe(n_trials, trial_variance)
-        deflated = {
-            "n_trials": int(n_trials),
-            "trial_variance": float(trial_variance),
-            "expected_max_sharpe": sr0,
-            "expected_max_sharpe_annual": _annual(sr0, periods_per_year),
-            "dsr": probabilistic_sharpe_ratio(m.sharpe, m.n, m.skew, m.kurtosis, sr0),
-        }
     return SharpeStats(
         n=m.n,
         sharpe=m.sharpe,
@@ -336,8 +330,29 @@ def sharpe_stats(
         periods_per_year=periods_per_year,
         sharpe_annual=_annual(m.sharpe, periods_per_year),
         min_trl_years=years,
-        **deflated,
+        **_deflated(m, n_trials, trial_variance, periods_per_year),
     )
+
+
+def _deflated(
+    m: ReturnMoments, n_trials: int | None, trial_variance: float | None, periods: float | None
+) -> dict[str, Any]:
+    """The DSR fields of SharpeStats (none when no trials were given)."""
+    if n_trials is None and trial_variance is None:
+        return {}
+    if n_trials is None or trial_variance is None:
+        raise ConfigError(
+            "the deflated Sharpe needs both n_trials and trial_variance",
+            fix="pass trial_sharpes=[...] (every trial's per-bar Sharpe) instead",
+        )
+    sr0 = expected_max_sharpe(n_trials, trial_variance)
+    return {
+        "n_trials": int(n_trials),
+        "trial_variance": float(trial_variance),
+        "expected_max_sharpe": sr0,
+        "expected_max_sharpe_annual": _annual(sr0, periods),
+        "dsr": probabilistic_sharpe_ratio(m.sharpe, m.n, m.skew, m.kurtosis, sr0),
+    }
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -411,6 +426,7 @@ def bootstrap_sharpe_ci(
     """
     m = return_moments(returns)
     r = _returns_array(returns)
+    periods_per_year = _check_periods(periods_per_year)
     level = _check_fraction(level, "level")
     n_resamples = _check_count(n_resamples, "n_resamples", 10)
     if block_length is None:
@@ -659,6 +675,9 @@ class PathStats:
 
 def path_statistics(equity_curves: Sequence[pd.Series], periods_per_year: float) -> PathStats:
     """Annualised Sharpe (as `metrics.sharpe_ratio`) and max drawdown of each path's equity."""
+    periods = _check_periods(periods_per_year)
+    if periods is None:
+        raise ConfigError("path_statistics needs periods_per_year to annualise the Sharpe")
     if not len(equity_curves):
         raise DataError("no path equity curves", fix="backtest at least one path")
     sharpes, drawdowns = [], []
@@ -668,6 +687,6 @@ def path_statistics(equity_curves: Sequence[pd.Series], periods_per_year: float)
                 f"path {k}'s equity has {len(equity)} bars or non-finite values",
                 fix="pass each path's full equity curve",
             )
-        sharpes.append(sharpe_ratio(bar_returns(equity), periods_per_year))
+        sharpes.append(sharpe_ratio(bar_returns(equity), periods))
         drawdowns.append(max_drawdown(equity))
-    return PathStats(np.array(sharpes), np.array(drawdowns), float(periods_per_year))
+    return PathStats(np.array(sharpes), np.array(drawdowns), periods)
