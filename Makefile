@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 
-.PHONY: demo test browser lint bench clean
+.PHONY: demo test test-fast browser lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# The inner loop: every test but those marked slow (whole runs, Keras training,
+# end-to-end scripts); under 3 minutes on two cores. `make test` runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
 
 # Headless Chromium renders the HTML report in the tests; where it cannot be
 # installed (no root, no apt), those tests skip with the reason.

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -34,6 +35,7 @@ def test_every_example_is_covered():
     assert scripts == ["custom_predictor.py", "quickstart.py", "run_config.py"]
 
 
+@pytest.mark.slow
 def test_quickstart(tmp_path):
     out = tmp_path / "qs"
     proc = run_script(
@@ -52,6 +54,7 @@ def test_quickstart(tmp_path):
     assert entries.max() <= pd.Timestamp(folds[-1]["test_end"])
 
 
+@pytest.mark.slow
 def test_custom_predictor_round_trips_its_models(tmp_path):
     from mlstrat.features import feature_columns, read_feature_feed
     from mlstrat.predictors import verify_model_dir
@@ -75,6 +78,7 @@ def test_custom_predictor_round_trips_its_models(tmp_path):
     np.testing.assert_allclose(rows["proba_up"].to_numpy(), up, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_run_config(tmp_path):
     out = tmp_path / "rc"
     sets = {

@@ -212,6 +212,7 @@ def test_configuration_errors():
         HybridPredictor(members=["xgboost"], weights=(1,))
 
 
+@pytest.mark.slow
 def test_hybrid_with_a_tiny_lstm_member(btc, tmp_path):
     try:
         get_predictor("lstm")

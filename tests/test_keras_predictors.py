@@ -189,6 +189,7 @@ def test_lstm_predict_one_equals_predict_last_row(lstm, lstm_pred, frame) -> Non
         lstm.predict_one(values[-5:])
 
 
+@pytest.mark.slow
 def test_lstm_is_deterministic_with_seed(lstm_pred, frame, vol_label) -> None:
     again = _lstm().fit(frame[FEATURES].iloc[:N_TRAIN], vol_label.iloc[:N_TRAIN])
     _assert_same_prediction(again.predict(frame[FEATURES]), lstm_pred)
@@ -249,6 +250,7 @@ def test_registry_resolves_keras_adapters() -> None:
 # --------------------------------------------------------------------------- lstm_attention
 
 
+@pytest.mark.slow
 def test_lstm_attention_fits_saves_and_reloads(frame, vol_label, tmp_path_factory) -> None:
     model = LSTMAttentionPredictor(
         window=16, attention_units=4, dense_units=4, epochs=2, seed=3, jit_compile=False, **TINY
@@ -275,6 +277,7 @@ def test_lstm_attention_fits_saves_and_reloads(frame, vol_label, tmp_path_factor
 # --------------------------------------------------------------------------- lstm_regressor
 
 
+@pytest.mark.slow
 def test_lstm_regressor_forecast_calibration_and_reload(frame, tmp_path_factory) -> None:
     y = frame["target_ret_1"].rename("forward_return_1")
     model = LSTMRegressorPredictor(window=16, epochs=2, seed=5, jit_compile=False, **TINY).fit(
@@ -301,6 +304,7 @@ def test_lstm_regressor_forecast_calibration_and_reload(frame, tmp_path_factory)
 # --------------------------------------------------------------------------- transformer
 
 
+@pytest.mark.slow
 def test_transformer_three_class_with_expected_return(frame, tmp_path_factory) -> None:
     y = frame["target_three_4"].rename("three_class_4")
     returns = frame["target_ret_4"]
@@ -356,6 +360,7 @@ def test_volatility_targets_are_the_next_values() -> None:
     np.testing.assert_array_equal(got, [[2, 3], [3, 4], [4, np.nan], [np.nan, np.nan]])
 
 
+@pytest.mark.slow
 def test_volatility_lstm_from_column(frame, tmp_path_factory) -> None:
     X = frame[["realized_vol_24"]]
     model = VolatilityLSTMPredictor(
@@ -376,6 +381,7 @@ def test_volatility_lstm_from_column(frame, tmp_path_factory) -> None:
     assert meta["state"]["config"]["units"] == [8] and meta["state"]["config"]["memory"] == 20
 
 
+@pytest.mark.slow
 def test_volatility_lstm_from_close_multi_step(frame, tmp_path_factory) -> None:
     X = frame[["close"]]
     model = VolatilityLSTMPredictor(
@@ -395,6 +401,7 @@ def test_volatility_lstm_from_close_multi_step(frame, tmp_path_factory) -> None:
         VolatilityLSTMPredictor().fit(frame[["abs_ret"]], None)
 
 
+@pytest.mark.slow
 def test_volatility_lstm_tuning(frame, tmp_path_factory) -> None:
     pytest.importorskip("keras_tuner")
     X = frame[["realized_vol_24"]].iloc[-300:]

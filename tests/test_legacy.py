@@ -133,6 +133,7 @@ def test_predictor_windows_and_output_mapping():
         model.predict(frame.drop(columns=["f3"]))
 
 
+@pytest.mark.slow
 def test_upgrade_round_trip_every_fixture(tmp_path):
     for name in NAMES:
         for suffix in SUFFIXES:
@@ -148,6 +149,7 @@ def test_upgrade_round_trip_every_fixture(tmp_path):
             assert np.max(np.abs(np.asarray(again.raw_outputs(x)) - expected)) < 1e-5
 
 
+@pytest.mark.slow
 def test_upgrade_cli_and_corrupt_file_exit_code(tmp_path):
     names = tmp_path / "names.json"
     names.write_text(json.dumps([f"f{i}" for i in range(5)]))

@@ -173,6 +173,7 @@ def test_changed_strategy_param_reuses_features_and_models(first, tmp_path):
     assert sorted(p.name for p in (renamed.out / "backtests").iterdir()) == ["xgb2"]
 
 
+@pytest.mark.slow
 def test_replay_reproduces_identical_trades(first, tmp_path):
     _, _, result = first
     run_dir = tmp_path / "copy"
@@ -226,6 +227,7 @@ SLOW_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes(tmp_path):
     data = tmp_path / "BTCUSDT-1h.parquet"
     shutil.copyfile(SAMPLE, data)
@@ -274,6 +276,7 @@ def test_killed_run_resumes(tmp_path):
     assert "xgb: trades.csv identical" in again.stdout
 
 
+@pytest.mark.slow
 def test_demo_config_on_a_reduced_range_with_tiny_models(tmp_path):
     """configs/demo.yaml itself, cut to ~3.5 months (2 folds) and toy model sizes."""
     pytest.importorskip("tensorflow")

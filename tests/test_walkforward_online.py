@@ -40,6 +40,7 @@ class SpyXGB(XGBoostPredictor):
         return super().fit(X, y, validation=validation)
 
 
+@pytest.mark.slow
 def test_online_retraining_matches_precomputed(tmp_path) -> None:
     feed_path = write_feed(tmp_path / "feed.parquet")
     splits = WalkForward(train="30D", test="12D")  # duration schedule, 7 folds on 2600 bars

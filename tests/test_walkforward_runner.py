@@ -97,6 +97,7 @@ def test_outputs_match_independent_recomputation(feed, base_run) -> None:
     assert folds[k]["ic"] == pytest.approx(ic)
 
 
+@pytest.mark.slow
 def test_parallel_run_is_identical(feed, base_run, tmp_path) -> None:
     run = run_walk_forward(
         feed,
@@ -112,6 +113,7 @@ def test_parallel_run_is_identical(feed, base_run, tmp_path) -> None:
     pd.testing.assert_frame_equal(run.predictions(), base_run.predictions())
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_equals_loky(feed, base_run, tmp_path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
@@ -201,6 +203,7 @@ def test_rerun_removes_what_a_killed_run_was_writing(feed, base_run, tmp_path) -
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_predictions(feed, tmp_path) -> None:
     splits = WalkForward(train=700, test=100)  # 19 folds
     reference = run_walk_forward(
@@ -310,6 +313,7 @@ def test_bad_arguments(feed, tmp_path) -> None:
         run_walk_forward(feed, features=["rsi_14", "forward_return_1"], out=tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_keras_predictor_runs_per_fold(tmp_path) -> None:
     """A sequence model through the same runner: context rows before each test start,
     thresholds, best epoch recorded (tiny LSTM, two folds, two epochs)."""

@@ -489,6 +489,7 @@ def _flip_dense_weight(src: Path, dst: Path) -> tuple[float, float]:
     return float(old), float(new)
 
 
+@pytest.mark.slow
 def test_flipped_h5_weight_is_refused_with_reference_outputs(tmp_path, capsys):
     flipped = tmp_path / "seq_lstm.h5"
     _flip_dense_weight(FIXTURES / "seq_lstm.h5", flipped)
@@ -515,6 +516,7 @@ def test_flipped_h5_weight_is_refused_with_reference_outputs(tmp_path, capsys):
     assert code == 0 and "reference outputs reproduced on 5 inputs" in stdout
 
 
+@pytest.mark.slow
 def test_reference_arrays_are_read_safely_and_checked(tmp_path):
     source = FIXTURES / "seq_lstm.h5"
     x, y = FIXTURES / "seq_lstm_input.npy", FIXTURES / "seq_lstm_expected.npy"
@@ -572,6 +574,7 @@ def _upgrade_seed000(capsys, out: Path, params: str, *extra: str) -> tuple[int, 
     return _cli(capsys, "models", "upgrade", source, "--out", str(out), *flags)
 
 
+@pytest.mark.slow
 def test_architecture_forces_the_weights_only_path(tmp_path, capsys):
     out = tmp_path / "forced"
     code, stdout, err = _upgrade_seed000(
@@ -626,6 +629,7 @@ def test_architecture_mismatch_lists_the_layers_of_both(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "--architecture-params" in err[0]
 
 
+@pytest.mark.slow
 def test_keras_adapter_refuses_scalers_json_missing_from_its_manifest(tmp_path):
     """A Keras adapter's scalers.json is read only when the manifest lists it."""
     from mlstrat.predictors.persistence import load_json

@@ -320,6 +320,7 @@ STAGE_WRITES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", STAGE_WRITES)
 def test_disk_full_at_each_stage_is_one_line_and_a_rerun_completes(
     reference, tmp_path, target, monkeypatch, capsys
@@ -424,6 +425,7 @@ def test_internal_bug_is_exit_1_with_please_report(reference, tmp_path, monkeypa
 # ---------------------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_two_identical_runs_write_identical_result_files(reference, tmp_path):
     run_experiment(reference[0], tmp_path / "again", progress=False)
     first, again = reference[1], tmp_path / "again"
@@ -477,6 +479,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the workers")
 def test_workers_exit_when_the_run_is_killed(tmp_path):
     from mlstrat.data import load_bars
