@@ -59,6 +59,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_paper(sub: argparse._SubParsersAction) -> None:
+    from mlstrat.paper.cli import add_parser
+
+    add_parser(sub)
+
+
 # One registration function per subcommand family; each adds its parser and
 # sets `func` through parser.set_defaults(func=handler).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -69,6 +75,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_walkforward,
     _add_run,
     _add_report,
+    _add_paper,
 ]
 
 

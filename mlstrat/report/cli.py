@@ -27,6 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     what.add_argument(
         "--compare", nargs="+", metavar="DIR", help="two or more saved result directories"
     )
+    what.add_argument(
+        "--journal",
+        type=Path,
+        metavar="J.sqlite",
+        help="a paper session's journal (with --config and --out): report the paper period",
+    )
+    p.add_argument("--config", type=Path, help="the paper session's configuration (--journal)")
     p.add_argument("--out", metavar="DIR", help="output directory (required with --compare)")
     p.add_argument("--title", help="page title")
     p.add_argument(
@@ -79,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             names=names,
             **common,
         )
+    elif args.journal:
+        page = _journal_report(args, common)
     else:
         if args.names:
             raise ConfigError("--names only applies to --compare", fix="drop --names")
@@ -87,6 +96,20 @@ def run(args: argparse.Namespace) -> int:
         page = build_report(result, args.out or args.run, title=args.title, log_scale=log, **common)
     print(f"report: {page} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _journal_report(args: argparse.Namespace, common: dict) -> Path:
+    """The report of a paper session, rebuilt by replaying its journal (`mlstrat.paper`)."""
+    from mlstrat.config import load_config
+    from mlstrat.paper import journal_result
+    from mlstrat.report.html import build_report
+
+    if args.config is None or args.out is None:
+        raise ConfigError("--journal needs --config and --out", fix="add --config C --out DIR")
+    result = journal_result(args.journal, load_config(args.config))
+    log = {"auto": "auto", "on": True, "off": False}[args.log_scale]
+    title = args.title or f"paper: {args.journal.name}"
+    return build_report(result, args.out, title=title, log_scale=log, **common)
 
 
 def _unique_names(dirs: list[str]) -> list[str]:
