@@ -207,6 +207,18 @@ def staged_dir(target: str | os.PathLike) -> Iterator[Path]:
         remove_path(tmp)
 
 
+@contextlib.contextmanager
+def scratch_dir(beside: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temporary folder next to `beside` (same file system, so what is built in it
+    can be renamed into place), removed with whatever is left in it on exit."""
+    tmp = tmp_name(Path(beside))
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    finally:
+        remove_path(tmp)
+
+
 def remove_tmp_names(directory: Path) -> None:
     """Delete the temporary files and folders a killed writer left directly in `directory`
     (only names bearing `TMP_MARK`, which nothing but mlstrat creates)."""

@@ -27,6 +27,7 @@ from mlstrat.fileio import (
     file_sha256,
     is_tmp_name,
     json_text,
+    replace_dir,
     tmp_name,
 )
 
@@ -224,13 +225,7 @@ class RunDir:
         )
         new_files = [f"{rel}/{p}" for p in _tree_files(tmp)]
         self._record_pending(new_files)
-        old = None
-        if os.path.lexists(target):
-            old = tmp_name(target)
-            os.rename(target, old)
-        os.rename(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
+        replace_dir(tmp, target)
         for gone in set(old_files) - set(new_files):
             self.files.pop(gone, None)
         self._record(new_files)

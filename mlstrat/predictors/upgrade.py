@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError
+from mlstrat.fileio import scratch_dir
 from mlstrat.predictors.legacy import LegacyKerasPredictor
 from mlstrat.predictors.persistence import check_replaceable, swap_into_place
 from mlstrat.predictors.scaling import MinMaxScaler, StandardScaler, scaler_from_dict
@@ -309,9 +309,8 @@ def upgrade_legacy_model(
     dims = [d if d is not None else 1 for d in shape[1:]]
     x = np.random.default_rng(seed).normal(size=(n_check, *dims)).astype(np.float32)
     expected = np.asarray(legacy.raw_outputs(x), dtype=np.float64)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.upgrade-", dir=out.parent) as tmp:
-        staged = Path(tmp) / "model"
+    with scratch_dir(out) as tmp:
+        staged = tmp / "model"
         legacy.save(staged)
         again = LegacyKerasPredictor.load(staged, trust_saved_model=trust_saved_model)
         got = np.asarray(again.raw_outputs(x), dtype=np.float64)

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError
+from mlstrat.features.targets import horizon_of
 from mlstrat.predictors.base import Prediction
 from mlstrat.retraining import OnlineRetraining
 from mlstrat.strategy import bt_times_to_utc
-from mlstrat.walkforward.runner import horizon_of
 from mlstrat.walkforward.splits import Schedule, WalkForward
 from mlstrat.walkforward.training import FittedFold, fit_fold, thresholded_signal
 

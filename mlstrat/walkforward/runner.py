@@ -50,7 +50,7 @@ from mlstrat.fileio import (
     file_sha256,
     remove_tmp_names,
     replace_dir,
-    tmp_name,
+    scratch_dir,
     to_jsonable,
 )
 from mlstrat.predictors.base import Prediction
@@ -359,17 +359,13 @@ def _write_fold_dir(final: Path, model: Any, info: dict[str, Any], preds: pd.Dat
     The model is saved to a path that does not exist yet (inside a temporary
     folder), as `Predictor.save` expects.
     """
-    staging = tmp_name(final)
-    staging.mkdir(parents=True)
-    try:
+    with scratch_dir(final) as staging:
         built = staging / final.name
         model.save(built)
         atomic_write_json(built / FOLD_FILE, info)
         preds.to_parquet(built / FOLD_PREDICTIONS, index=False)
         atomic_write_json(built / MANIFEST_FILE, build_manifest(built))
         replace_dir(built, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- the run
