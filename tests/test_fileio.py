@@ -33,6 +33,7 @@ from mlstrat.fileio import (
     load_json,
     remove_tmp_names,
     replace_dir,
+    scratch_dir,
     staged_dir,
     tmp_name,
     to_jsonable,
@@ -40,6 +41,7 @@ from mlstrat.fileio import (
 )
 from mlstrat.report import result as report_result
 from mlstrat.report.result import BacktestResult
+from mlstrat.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,6 +200,32 @@ def test_saved_result_survives_a_failed_replacement(tmp_path, monkeypatch) -> No
     again = BacktestResult.load(target)
     pd.testing.assert_series_equal(again.equity, first.equity, check_freq=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backtest"]
+
+
+def test_run_directory_keeps_an_installed_folder_when_its_replacement_fails(
+    tmp_path, monkeypatch
+) -> None:
+    """Before: the old folder was renamed aside first, so a failed final rename lost it
+    (and the next run deleted it as a leftover) while the manifest still listed its files."""
+    run = RunDir.claim(tmp_path / "run")
+    for version in ("v1", "v2"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "model.txt").write_text(version)
+    run.install(tmp_path / "v1", "models/xgb", link=False)
+    _fail_rename_onto(monkeypatch, run.root / "models" / "xgb")
+    with pytest.raises(OSError):
+        run.install(tmp_path / "v2", "models/xgb", link=False)
+    monkeypatch.undo()
+    assert (run.root / "models" / "xgb" / "model.txt").read_text() == "v1"
+    assert run.verify(["models/xgb/model.txt"]) == []
+
+
+def test_scratch_dir_is_marked_and_always_removed(tmp_path) -> None:
+    with pytest.raises(RuntimeError), scratch_dir(tmp_path / "out") as tmp:
+        assert TMP_MARK in tmp.name and tmp.parent == tmp_path
+        (tmp / "model" / "deep").mkdir(parents=True)
+        raise RuntimeError("save failed")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_staged_dir_leaves_nothing_when_the_body_fails(tmp_path) -> None:
