@@ -15,7 +15,6 @@ import contextlib
 import datetime as _dt
 import errno
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -27,8 +26,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from mlstrat.errors import IntegrityError, LockError, StorageError
 
@@ -79,6 +76,7 @@ def to_jsonable(
     hashing. An object of any other type goes to `default` (e.g. ``str``), or
     is a TypeError when there is none: a model's metadata must not lose a value.
     """
+    import numpy as np  # here, not at the top: `mlstrat --help` imports this module
 
     def convert(value: Any) -> Any:
         return to_jsonable(value, default=default, allow_nan=allow_nan)
@@ -268,6 +266,8 @@ def versions(packages: Iterable[str | tuple[str, ...]]) -> dict[str, str | None]
 
 
 def _version(module_name: str, dists: tuple[str, ...]) -> str | None:
+    import importlib.metadata  # slow to import; only runs that record versions need it
+
     module = sys.modules.get(module_name)
     version = getattr(module, "__version__", None) if module is not None else None
     if version is not None:
