@@ -154,7 +154,7 @@ class BarStream:
             run.timeframe,
             {
                 int(ts): tuple(map(float, row))
-                for ts, row in zip(self.bars.index.asi8, values, strict=True)
+                for ts, row in zip(self.bars.index.as_unit("ns").asi8, values, strict=True)
             },
             last if last is not None else (self.bars.index[-1] if len(self.bars) else None),
             settings.policy,
@@ -396,17 +396,19 @@ def _open_journal(
     on_event: Printer,
 ) -> _Book:
     """Reopen the session's journal (checking it belongs to this run) or start a new one."""
-    if path.exists():
-        book = _Book.open(path, readonly=source is None)
-        check_journal(book, run)
-        return book
-    if source is None:
-        raise ConfigError("journal not found", file=path, fix="give the journal a session wrote")
-    if source.timeframe != run.timeframe:
+    if source is not None and source.timeframe != run.timeframe:
         raise ConfigError(
             f"the source gives {source.timeframe} bars but the run was trained on {run.timeframe}",
             fix=f"use a source of {run.timeframe} candles",
         )
+    if path.exists():
+        book = _Book.open(path, readonly=source is None)
+        check_journal(book, run)
+        if source is not None:
+            _session_event(book, on_event, f"resumed with {source.describe()}")
+        return book
+    if source is None:
+        raise ConfigError("journal not found", file=path, fix="give the journal a session wrote")
     bars = source.poll(clock(), None, lambda kind, msg: on_event(f"paper: {kind}: {msg}"))
     history = bars if settings.start is None else bars[bars.index < settings.start]
     if settings.history is not None:
@@ -423,15 +425,23 @@ def _open_journal(
         "policy": vars(settings.policy),
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
-    book = _Book.create(path, meta, run.prediction_columns)
-    book.write_history(bars_frame(history, run.symbol, run.timeframe))
+    book = _Book.create(
+        path, meta, run.prediction_columns, bars_frame(history, run.symbol, run.timeframe)
+    )
     book.created_now = True
     book.start_bars = bars[bars.index > history.index[-1]]
-    on_event(
-        f"paper: new journal {path}: {len(history)} bars of history up to "
-        f"{history.index[-1].isoformat()} from {source.describe()}"
+    _session_event(
+        book,
+        on_event,
+        f"new journal {path}: {len(history)} bars of history up to "
+        f"{history.index[-1].isoformat()} from {source.describe()}",
     )
     return book
+
+
+def _session_event(book: Journal, on_event: Printer, message: str) -> None:
+    on_event(f"paper: session: {message}")
+    book.event("session", message)
 
 
 def check_journal(book: Journal, run: PaperRun) -> None:

@@ -134,23 +134,29 @@ class Journal:
 
     @classmethod
     def create(
-        cls, path: str | Path, meta: Mapping[str, Any], prediction_columns: Sequence[str]
+        cls,
+        path: str | Path,
+        meta: Mapping[str, Any],
+        prediction_columns: Sequence[str],
+        history: pd.DataFrame,
     ) -> Journal:
-        """A new journal at `path` (refused if the file exists) with `meta` and the columns."""
+        """A new journal at `path` (refused if the file exists): tables, `meta`, the prediction
+        columns and the `history` bars, all in one transaction (a crash leaves no half-made
+        journal behind, only an empty file a new session refuses to resume)."""
         path = Path(path)
         if path.exists():
             raise ConfigError("journal already exists", file=path, fix=_FIX_NEW)
         path.parent.mkdir(parents=True, exist_ok=True)
         journal = cls(_connect(path), path)
         journal._hold_lock()
-        journal._setup(meta, prediction_columns)
+        journal._setup(meta, prediction_columns, history)
         return journal
 
     @classmethod
     def memory(cls, meta: Mapping[str, Any], prediction_columns: Sequence[str]) -> Journal:
         """A journal in memory (the backtest side of a reconciliation)."""
         journal = cls(sqlite3.connect(":memory:"), None)
-        journal._setup(meta, prediction_columns)
+        journal._setup(meta, prediction_columns, None)
         return journal
 
     @classmethod
@@ -170,6 +176,13 @@ class Journal:
         journal = cls(conn, path)
         try:
             fmt = journal.meta().get("format")
+        except sqlite3.OperationalError as exc:  # no meta table: a crash while creating it
+            conn.close()
+            raise IntegrityError(
+                f"not a paper journal, or one whose creation was interrupted ({exc})",
+                file=path,
+                fix="delete it and start the session again (nothing was traded into it)",
+            ) from None
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise IntegrityError(
@@ -199,19 +212,37 @@ class Journal:
             raise
         self._lock = stack
 
-    def _setup(self, meta: Mapping[str, Any], prediction_columns: Sequence[str]) -> None:
-        columns = ", ".join(f'"{c}" REAL' for c in prediction_columns)
-        with self.conn:
-            self.conn.executescript(_SCHEMA)
-            self.conn.execute(
-                f"CREATE TABLE predictions (ts INTEGER PRIMARY KEY{', ' if columns else ''}"
-                f"{columns})"
-            )
-            items = {"format": FORMAT, **dict(meta)}
-            self.conn.executemany(
+    def _setup(
+        self,
+        meta: Mapping[str, Any],
+        prediction_columns: Sequence[str],
+        history: pd.DataFrame | None,
+    ) -> None:
+        columns = "".join(f', "{c}" REAL' for c in prediction_columns)
+        statements = [s for s in _SCHEMA.split(";") if s.strip()]
+        statements.append(f"CREATE TABLE predictions (ts INTEGER PRIMARY KEY{columns})")
+        items = {"format": FORMAT, **dict(meta)}
+        conn = self.conn
+        conn.isolation_level = None  # one explicit transaction, DDL included
+        try:
+            conn.execute("BEGIN")
+            for statement in statements:
+                conn.execute(statement)
+            conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [(k, json.dumps(v, sort_keys=True)) for k, v in items.items()],
             )
+            if history is not None:
+                conn.executemany(
+                    "INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, 0)", _bar_rows(history)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
 
     def close(self) -> None:
         """Close the connection and release the writer's lock."""
@@ -247,7 +278,8 @@ class Journal:
     def bars(self) -> pd.DataFrame:
         """Every journaled bar (history and live) as Bars with a boolean ``live`` column."""
         frame = self.table("bars")
-        index = pd.DatetimeIndex(pd.to_datetime(frame["ts"], unit="ms", utc=True), name="timestamp")
+        stamps = pd.to_datetime(frame["ts"].to_numpy(dtype="int64"), unit="ms", utc=True)
+        index = pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns")
         out = frame[["open", "high", "low", "close", "volume"]].astype(float)
         out.index = index
         out["live"] = frame["live"].to_numpy(dtype=bool)
@@ -261,17 +293,6 @@ class Journal:
         return self._last_live
 
     # -- writing -------------------------------------------------------------
-
-    def write_history(self, bars: pd.DataFrame) -> None:
-        """The bars features are computed from before the first traded bar (one transaction)."""
-        rows = [
-            (ts_ms(ts), *(_float(v) for v in values), 0)
-            for ts, values in zip(
-                bars.index, bars[["open", "high", "low", "close", "volume"]].to_numpy(), strict=True
-            )
-        ]
-        with self.conn:
-            self.conn.executemany("INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def record(self, record: BarRecord) -> None:
         """Write a traded bar's rows in one transaction."""
@@ -323,6 +344,13 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [at, None if ts is None else ts_ms(ts), kind, message, *map(_float, vals)],
             )
+
+
+def _bar_rows(bars: pd.DataFrame) -> list[tuple[Any, ...]]:
+    values = bars[list(OHLCV)].to_numpy(dtype=float)
+    return [
+        (ts_ms(ts), *(_float(v) for v in row)) for ts, row in zip(bars.index, values, strict=True)
+    ]
 
 
 def _connect(path: Path) -> sqlite3.Connection:

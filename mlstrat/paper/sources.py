@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.data import OHLCV, gap_report, load_bars, validate_bars
-from mlstrat.data.readers import symbol_from_filename
+from mlstrat.data.readers import read_raw, symbol_from_filename
 from mlstrat.data.timeframe import fixed_nanos, normalize_timeframe
 from mlstrat.errors import ConfigError, DataError, DataQualityWarning
 
@@ -56,7 +56,9 @@ def timeframe_delta(timeframe: str) -> pd.Timedelta:
 
 def closed_only(bars: pd.DataFrame, timeframe: str, now: pd.Timestamp) -> pd.DataFrame:
     """The bars whose candle has closed by `now` (open time + timeframe <= now)."""
-    return bars[bars.index + timeframe_delta(timeframe) <= now]
+    closed = bars[bars.index + timeframe_delta(timeframe) <= now]
+    closed.attrs = dict(bars.attrs)
+    return closed
 
 
 def utc_now() -> pd.Timestamp:
@@ -91,7 +93,7 @@ class Source(Protocol):
 class _FileState:
     stamp: tuple[int, int]
     bars: pd.DataFrame
-    duplicates: int
+    counts: dict[int, int]  # rows per timestamp (UTC ns), for timestamps written more than once
 
 
 class CandleSource:
@@ -132,7 +134,8 @@ class CandleSource:
         return f"candle files {self.path} ({self.symbol} {self.timeframe})"
 
     def poll(self, now: pd.Timestamp, since: pd.Timestamp | None, report: Report) -> pd.DataFrame:
-        frames = [self._read(path, report) for path in self._candidates()]
+        repeated: list[pd.Timestamp] = []
+        frames = [self._read(path, report, repeated) for path in self._candidates()]
         frames = [f for f in frames if f is not None and len(f)]
         if not frames:
             if not self._files:
@@ -144,7 +147,7 @@ class CandleSource:
             return _empty_bars(self.symbol, self.timeframe)
         bars = pd.concat(frames).sort_index(kind="stable")
         bars = bars[~bars.index.duplicated(keep="last")]
-        bars.attrs = {"symbol": self.symbol, "timeframe": self.timeframe}
+        bars.attrs = {"symbol": self.symbol, "timeframe": self.timeframe, "repeated": repeated}
         return closed_only(bars, self.timeframe, now)
 
     def _candidates(self) -> list[Path]:
@@ -158,8 +161,11 @@ class CandleSource:
                 found.append(path)
         return found
 
-    def _read(self, path: Path, report: Report) -> pd.DataFrame | None:
-        """The file's bars: re-read when it changed and is complete, else the last reading."""
+    def _read(
+        self, path: Path, report: Report, repeated: list[pd.Timestamp]
+    ) -> pd.DataFrame | None:
+        """The file's bars: re-read when it changed and is complete, else the last reading.
+        Timestamps written once more since the last reading are added to `repeated`."""
         stat = path.stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
         state = self._files.get(path)
@@ -179,17 +185,22 @@ class CandleSource:
                 report("source", f"{path.name}: {timeframe} bars, not {self.timeframe}; ignored")
             return None
         self._skipped.discard(path)
-        duplicates = _duplicate_rows(bars)
-        before = 0 if state is None else state.duplicates
-        if duplicates > before:
-            n = duplicates - before
-            report(
-                "duplicate",
-                f"{path.name}: {n} more row(s) repeat a timestamp; the last row written for "
-                "each timestamp is used",
-            )
-        self._files[path] = _FileState(stamp, bars, duplicates)
+        counts = self._repeat_counts(path) if _duplicate_rows(bars) else {}
+        before = {} if state is None else state.counts
+        repeated += [
+            pd.Timestamp(ts, tz="UTC") for ts, n in counts.items() if n > before.get(ts, 1)
+        ]
+        self._files[path] = _FileState(stamp, bars, counts)
         return bars
+
+    def _repeat_counts(self, path: Path) -> dict[int, int]:
+        """Rows per timestamp, for the timestamps a file holds more than once (UTC ns)."""
+        raw = read_raw(path, str(self.options.get("fmt", "auto")))
+        times = pd.DatetimeIndex(raw.times)
+        if times.tz is None:
+            times = times.tz_localize(self.options.get("tz") or raw.default_zone or "UTC")
+        counts = pd.Series(times.tz_convert("UTC").as_unit("ns").asi8).value_counts()
+        return {int(ts): int(n) for ts, n in counts.items() if n > 1}
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -312,9 +323,9 @@ class CcxtSource:
             if len(page) < self.page or page[-1][0] + self._step_ms > now_ms:
                 break
             start = int(page[-1][0]) + self._step_ms
-        return closed_only(self._bars(rows, report), self.timeframe, now)
+        return closed_only(self._bars(rows), self.timeframe, now)
 
-    def _bars(self, rows: list[list[Any]], report: Report) -> pd.DataFrame:
+    def _bars(self, rows: list[list[Any]]) -> pd.DataFrame:
         if not rows:
             return _empty_bars(self.symbol, self.timeframe)
         table = np.asarray([r[:6] for r in rows], dtype=object)
@@ -322,17 +333,12 @@ class CcxtSource:
             {name: pd.to_numeric(table[:, i + 1], errors="coerce") for i, name in enumerate(OHLCV)}
         )
         frame.index = pd.to_datetime(table[:, 0].astype("int64"), unit="ms", utc=True)
-        repeated = frame.index.duplicated(keep="last")
-        if repeated.any():
-            report(
-                "duplicate",
-                f"{self.describe()}: the exchange sent {int(repeated.sum())} "
-                "candle(s) twice in one answer; the last copy is used",
-            )
-            frame = frame[~repeated]
+        twice = frame.index.duplicated(keep="last")
+        repeated = list(frame.index[twice].unique())
+        frame = frame[~twice]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
-            return validate_bars(
+            bars = validate_bars(
                 frame,
                 file=self.describe(),
                 symbol=self.symbol,
@@ -340,6 +346,8 @@ class CcxtSource:
                 sort=True,
                 on_incomplete="keep",
             )
+        bars.attrs["repeated"] = repeated
+        return bars
 
     def _resolve_market(self, report: Report) -> str:
         """The ccxt symbol of `self.symbol` (markets are loaded once, with retries)."""
@@ -501,6 +509,7 @@ class BarGate:
         """(new bars to trade now, in order; late or duplicated bars first seen on this call,
         for the caller to report and journal). Gaps are reported through `report`."""
         rejected: list[Rejected] = []
+        repeated = {int(pd.Timestamp(ts).value) for ts in bars.attrs.get("repeated") or ()}
         stamps = bars.index.as_unit("ns").asi8
         values = bars[list(OHLCV)].to_numpy(dtype=float)
         last = None if self.last is None else self.last.value
@@ -512,11 +521,13 @@ class BarGate:
                 continue
             old = self.known.get(ts)
             if old is not None:
-                if not _same(old, row):
+                if not _same(old, row) or ts in repeated:
                     rejected += self._reject("duplicate", ts, row, old)
             elif last is not None and ts < last:
                 rejected += self._reject("late", ts, row, None)
             else:
+                if ts in repeated:
+                    rejected += self._reject("duplicate", ts, row, None)
                 new.append(i)
         passed = self._through_gaps(bars.iloc[new], report)
         for ts, row in zip(
@@ -550,18 +561,27 @@ class BarGate:
             )
             policy = self.policy.on_late
             fix = "pass on_late='skip' (--on-late skip) to record it and trade on"
+        elif old is None:
+            what = f"duplicated bar {_iso(stamp)} written more than once before it was traded"
+            policy = self.policy.on_duplicate
+            fix = "pass on_duplicate='skip' (--on-duplicate skip) to trade the last row written"
         else:
             changed = ", ".join(
                 f"{name} {a:.10g} -> {b:.10g}"
-                for name, a, b in zip(OHLCV, old or (), row, strict=True)
+                for name, a, b in zip(OHLCV, old, row, strict=True)
                 if not _same((a,), (b,))
             )
-            what = f"duplicated bar {_iso(stamp)} came again with other values ({changed})"
+            what = f"duplicated bar {_iso(stamp)} came again " + (
+                f"with other values ({changed})" if changed else "with the same values"
+            )
             policy = self.policy.on_duplicate
             fix = "pass on_duplicate='skip' (--on-duplicate skip) to keep the traded values"
         if policy == "error":
             raise DataError(what, timestamp=_iso(stamp), fix=fix)
-        message = f"{what}; skipped, the traded bar stands (kept in the journal's events)"
+        if kind == "duplicate" and old is None:
+            message = f"{what}; the last row written is traded (kept in the journal's events)"
+        else:
+            message = f"{what}; skipped, the traded bar stands (kept in the journal's events)"
         return [Rejected(kind, stamp, row, message)]
 
     def _through_gaps(self, bars: pd.DataFrame, report: Report) -> pd.DataFrame:
