@@ -11,20 +11,95 @@ A plain library function; the CLI (`mlstrat backtest`) and the demo call it.
 from __future__ import annotations
 
 import inspect
-import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import backtrader as bt
-import numpy as np
 import pandas as pd
 
-import mlstrat
 from mlstrat.broker import BrokerConfig, make_cerebro
 from mlstrat.errors import ConfigError
+from mlstrat.fileio import versions
 from mlstrat.report.result import BacktestResult, to_jsonable
+from mlstrat.sections import as_choice, as_mapping, as_text, from_options, setting
 from mlstrat.sizing import TieredConfidenceSizer, symbol_of
 from mlstrat.strategy import EquityRecorder, FillLog, PredictionRecorder, TradeLog
+from mlstrat.userclass import load_class
+
+#: Versions recorded with every result.
+RESULT_VERSIONS = ("mlstrat", "backtrader", "numpy", "pandas", "python")
+DEFAULT_STRATEGY = "mlstrat.strategy:MLStrategy"
+COLUMN_CHOICES = ("predictions", "all")
+
+
+def columns_value(value: Any) -> str | tuple[str, ...]:
+    """Feed columns a backtest loads as lines: "predictions", "all" or a list of names."""
+    if isinstance(value, str):
+        return as_choice(value, COLUMN_CHOICES)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(
+            f"expected {', '.join(COLUMN_CHOICES)} or a list of columns, got {value!r}"
+        )
+    names = []
+    for i, name in enumerate(value):
+        try:
+            names.append(as_text(name))
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, param=f"columns[{i}]") from None
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The ``strategy`` section of a run configuration: the strategy class (a
+    ``FILE.py:Class`` spec with an absolute path once parsed, or ``module:Class``), its
+    parameters and which feed columns become lines. `loaded` keeps the class the
+    configuration imported, so a run does not import the user's file again."""
+
+    cls: str = setting(
+        DEFAULT_STRATEGY, "strategy class: FILE.py:Class or module:Class", key="class"
+    )
+    params: dict[str, Any] = setting(
+        None, "strategy parameters (checked against the class)", kind=as_mapping, factory=dict
+    )
+    columns: str | tuple[str, ...] = setting(
+        "predictions",
+        "feed columns loaded as lines: predictions, all, or a list of columns",
+        kind=columns_value,
+    )
+    file: Path | None = None  # the strategy's source file when given as a path
+    loaded: type | None = field(default=None, compare=False, repr=False)
+
+    def strategy_class(self) -> type[bt.Strategy]:
+        """The strategy class (imported when the configuration was read, else now)."""
+        return self.loaded or load_strategy(self.cls)
+
+
+@dataclass(frozen=True)
+class SizingConfig:
+    """The ``sizing`` section: the sizer class (None: the strategy's default sizer), its
+    parameters, and the predictor whose volatility forecast scales positions."""
+
+    cls: str | None = setting(
+        None,
+        "sizer class: FILE.py:Class or module:Class (default: the strategy's default sizer)",
+        key="class",
+    )
+    params: dict[str, Any] = setting(
+        None, "sizer parameters (checked against the class)", kind=as_mapping, factory=dict
+    )
+    volatility: str | None = setting(
+        None, "name of the predictor whose volatility forecast scales positions"
+    )
+    loaded: type | None = field(default=None, compare=False, repr=False)
+
+    def sizer_class(self) -> type[bt.Sizer] | None:
+        """The sizer class, or None for the strategy's default sizer."""
+        if self.cls is None:
+            return None
+        return self.loaded or load_sizer(self.cls)
 
 
 def run_backtest(
@@ -34,46 +109,34 @@ def run_backtest(
     *,
     sizer: type[bt.Sizer] | None = None,
     sizer_params: Mapping[str, Any] | None = None,
-    cash: float = 10_000.0,
-    commission: float = 0.001,
-    fixed_commission: float = 0.0,
-    slippage: float = 0.0,
-    fill: str = "next_open",
-    cheat_on_open: bool = False,
-    slippage_cap: str = "bar_range",
+    broker: BrokerConfig | Mapping[str, Any] | None = None,
     folds: list[dict] | None = None,
     feature_importance: Mapping[str, float] | None = None,
     timeframe: str | None = None,
     config: Mapping[str, Any] | None = None,
     analyzers: Sequence[tuple[type[bt.Analyzer], Mapping[str, Any]]] = (),
+    **broker_options: Any,
 ) -> BacktestResult:
     """Run ``strategy_cls`` on ``feeds`` (one per symbol) and collect a BacktestResult.
 
     feeds: a mapping symbol → backtrader data feed, a sequence of feeds (named by
     their ``name``), or a single feed. sizer: a Sizer class; None uses the
     strategy class's ``default_sizer`` (and ``default_sizer_params``) if it has
-    one, else `TieredConfidenceSizer`. Broker arguments: see `mlstrat.broker`
-    (``slippage_cap``: "bar_range", the default, caps a slipped price at the
-    bar's high/low; "none" always charges the nominal slippage).
+    one, else `TieredConfidenceSizer`. broker: a `mlstrat.broker.BrokerConfig`
+    (or a mapping of its fields); its fields can also be given as keywords
+    (``cash=``, ``commission=``, ``slippage=``, ``fill=``, ``slippage_cap=``, ...),
+    which override `broker`'s.
     ``folds``, ``feature_importance`` and ``config`` are passed into the result
     (``config`` is merged over the run description built here).
     ``analyzers``: more (Analyzer class, keyword arguments) pairs added to the Cerebro, e.g.
     paper trading's journal recorder.
     """
     named = _named_feeds(feeds)
-    broker = BrokerConfig(
-        cash=cash,
-        commission=commission,
-        fixed_commission=fixed_commission,
-        slippage=slippage,
-        fill=fill,  # type: ignore[arg-type]
-        cheat_on_open=cheat_on_open,
-        slippage_cap=slippage_cap,  # type: ignore[arg-type]
-    )
+    broker = from_options(BrokerConfig, broker, broker_options, "broker option")
     if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, bt.Strategy)):
         raise ConfigError(
             f"{strategy_cls!r} is not a backtrader Strategy class",
-            column="strategy",
+            param="strategy_cls",
             fix="pass a subclass of mlstrat.strategy.MLStrategy (or bt.Strategy)",
         )
     if sizer is None:
@@ -132,7 +195,7 @@ def run_backtest(
         config=to_jsonable(run_config),
         timeframe=timeframe or infer_timeframe(equity["equity"].index),
         symbols=list(named),
-        versions=versions(),
+        versions=versions(RESULT_VERSIONS),
     )
 
 
@@ -146,34 +209,40 @@ def _named_feeds(feeds: Any) -> dict[str, Any]:
         for i, feed in enumerate(feeds):
             items.append((symbol_of(feed) or f"data{i}", feed))
     if not items:
-        raise ConfigError("no data feeds given", column="feeds", fix="pass at least one feed")
+        raise ConfigError("no data feeds given", param="feeds", fix="pass at least one feed")
     names = [n for n, _ in items]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(
             f"several feeds are named {dupes}",
-            column="feeds",
+            param="feeds",
             fix="pass a mapping symbol → feed with distinct symbols",
         )
     for name, feed in items:
         if not isinstance(feed, bt.feed.AbstractDataBase):
             raise ConfigError(
                 f"feed {name!r} is a {type(feed).__name__}, not a backtrader data feed",
-                column="feeds",
+                param="feeds",
                 fix="build it with mlstrat.feed.FeatureFeed.from_parquet / from_frame",
             )
     return dict(items)
 
 
 def _check_params(cls: type, given: Mapping[str, Any], what: str) -> None:
-    known = set(cls.params._getkeys()) if hasattr(cls, "params") else set()
+    known = set(bt_params(cls))
     unknown = sorted(set(given) - known)
     if unknown:
         raise ConfigError(
             f"{what} {cls.__name__} has no parameter(s) {unknown}",
-            column=unknown[0],
+            param=unknown[0],
             fix=f"use one of {sorted(known)}",
         )
+
+
+def bt_params(cls: type) -> list[str]:
+    """Parameter names of a backtrader Strategy or Sizer class, in declaration order."""
+    params = getattr(cls, "params", None)
+    return list(params._getkeys()) if params is not None and hasattr(params, "_getkeys") else []
 
 
 def _params_dict(obj: Any) -> dict[str, Any]:
@@ -215,65 +284,26 @@ def infer_timeframe(index: pd.DatetimeIndex) -> str | None:
     return None
 
 
-def versions() -> dict[str, str]:
-    """Versions recorded with every result."""
-    return {
-        "mlstrat": mlstrat.__version__,
-        "backtrader": str(bt.__version__),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def load_strategy(spec: str, *, base: str | None = None) -> type[bt.Strategy]:
+def load_strategy(spec: str, *, base: str | Path | None = None) -> type[bt.Strategy]:
     """Resolve ``path/to/file.py:Class`` or ``package.module:Class`` to a Strategy class.
 
     Relative file paths are taken from ``base`` (default: the working directory).
     """
-    import importlib
-    import importlib.util
-    import sys
-    from pathlib import Path
+    return load_class(
+        spec,
+        bt.Strategy,
+        base=base,
+        what="strategy",
+        hint="a subclass of mlstrat.strategy.MLStrategy",
+    )
 
-    target, sep, attr = str(spec).rpartition(":")
-    if not sep or not target or not attr:
-        raise ConfigError(
-            f"strategy {spec!r} is not of the form FILE.py:Class or module:Class",
-            column="strategy",
-            fix="e.g. strategies/tiered_long_short.py:TieredLongShort",
-        )
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_absolute() and base is not None:
-            path = Path(base) / path
-        if not path.is_file():
-            raise ConfigError(
-                "strategy file not found", file=path, column="strategy", fix="check the path"
-            )
-        name = f"mlstrat_user_strategy_{abs(hash(str(path.resolve()))):x}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception:
-            sys.modules.pop(name, None)
-            raise
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise ConfigError(
-                f"cannot import strategy module {target!r} ({exc})",
-                column="strategy",
-                fix="give a file path ending in .py or an importable module",
-            ) from None
-    cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, bt.Strategy)):
-        raise ConfigError(
-            f"{attr!r} in {target} is not a backtrader Strategy class",
-            column="strategy",
-            fix="name a subclass of mlstrat.strategy.MLStrategy",
-        )
-    return cls
+
+def load_sizer(spec: str, *, base: str | Path | None = None) -> type[bt.Sizer]:
+    """Resolve ``path/to/file.py:Class`` or ``package.module:Class`` to a Sizer class."""
+    return load_class(
+        spec,
+        bt.Sizer,
+        base=base,
+        what="sizer",
+        hint="a subclass of backtrader.Sizer, e.g. of mlstrat.sizing.TieredConfidenceSizer",
+    )

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlstrat.broker import BrokerConfig
 from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, DataError
 from mlstrat.features.cli import add_data_source
-
-DEFAULT_STRATEGY = "mlstrat.strategy:MLStrategy"
+from mlstrat.sections import add_arguments, from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,9 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="last timestamp (UTC)")
     p.add_argument(
         "--strategy",
-        default=DEFAULT_STRATEGY,
         metavar="FILE.py:Class",
-        help=f"strategy class, FILE.py:Class or module:Class (default: {DEFAULT_STRATEGY})",
+        help="strategy class, FILE.py:Class or module:Class (default: mlstrat's MLStrategy)",
     )
     p.add_argument(
         "--param",
@@ -75,33 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="sizer parameter (YAML value), repeatable: --sizer-param max_position=0.5",
     )
-    p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
-    p.add_argument(
-        "--commission",
-        type=float,
-        default=0.001,
-        help="commission fraction per trade value (default 0.001 = 0.1%%)",
-    )
-    p.add_argument("--fixed-commission", type=float, default=0.0, help="fixed commission per order")
-    p.add_argument("--slippage", type=float, default=0.0, help="slippage fraction (default 0)")
-    p.add_argument(
-        "--slippage-cap",
-        choices=("bar_range", "none"),
-        default="bar_range",
-        help="bar_range (default): a slipped price beyond the bar's high/low fills at it; "
-        "none: always charge the nominal slippage",
-    )
-    p.add_argument(
-        "--fill",
-        choices=("next_open", "close"),
-        default="next_open",
-        help="fill timing: next bar's open (default) or the same bar's close (optimistic)",
-    )
-    p.add_argument(
-        "--cheat-on-open",
-        action="store_true",
-        help="size with the fill bar's open price (fills stay at the next open)",
-    )
+    add_arguments(p, BrokerConfig, title="broker (see mlstrat.broker)")
     p.add_argument("--out", required=True, metavar="DIR", help="result directory, e.g. reports/RUN")
     add_data_source(p, repeat=True)
     p.set_defaults(func=backtest_command)
@@ -128,7 +101,7 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
 @cli_command
 def backtest_command(args: argparse.Namespace) -> int:
-    from mlstrat.backtest import load_strategy, run_backtest
+    from mlstrat.backtest import DEFAULT_STRATEGY, load_strategy, run_backtest
     from mlstrat.features.cli import one_source
 
     one_source(args)
@@ -147,7 +120,9 @@ def backtest_command(args: argparse.Namespace) -> int:
             fix=f"one --symbol per {source}",
         )
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    strategy_cls = load_strategy(args.strategy)
+    spec = args.strategy or DEFAULT_STRATEGY
+    strategy_cls = load_strategy(spec)
+    broker = from_args(BrokerConfig, args)
     strategy_params = parse_assignments(args.param, "--param")
     sizer_params = parse_assignments(args.sizer_param, "--sizer-param")
     if args.sizer:
@@ -168,19 +143,13 @@ def backtest_command(args: argparse.Namespace) -> int:
         strategy_cls,
         strategy_params,
         sizer_params=sizer_params,
-        cash=args.cash,
-        commission=args.commission,
-        fixed_commission=args.fixed_commission,
-        slippage=args.slippage,
-        fill=args.fill,
-        cheat_on_open=args.cheat_on_open,
-        slippage_cap=args.slippage_cap,
+        broker=broker,
         folds=folds,
         config={
             "command": "backtest",
             "feeds": [str(p) for p in feeds_paths],
             "predictions": [str(p) for p in preds],
-            "strategy_spec": args.strategy,
+            "strategy_spec": spec,
         },
     )
     out = result.save(args.out)

@@ -35,90 +35,127 @@ Sizes are floats: crypto fractional quantities work as they are.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
-
-import backtrader as bt
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlstrat.errors import ConfigError
+from mlstrat.sections import check, setting, to_dict
+
+if TYPE_CHECKING:  # backtrader is imported on first use: the CLI builds its flags without it
+    import backtrader as bt
 
 Fill = Literal["next_open", "close"]
 SlippageCap = Literal["bar_range", "none"]
+FILLS: tuple[str, ...] = ("next_open", "close")
 SLIPPAGE_CAPS: tuple[str, ...] = ("bar_range", "none")
 
 
-class PercentFixedCommission(bt.CommInfoBase):
-    """Commission = |size| × price × ``commission`` + ``fixed`` per executed order part.
+@functools.cache
+def _commission_class() -> type:
+    import backtrader as bt
 
-    ``commission`` is a fraction (0.001 = 0.1 %). ``fixed`` is charged each
-    time an order (part) opens or closes units, so keep entries and exits in
-    separate orders (MLStrategy does) to be charged once per order.
-    """
+    class PercentFixedCommission(bt.CommInfoBase):
+        """Commission = |size| × price × ``commission`` + ``fixed`` per executed order part.
 
-    params = (
-        ("commission", 0.0),
-        ("fixed", 0.0),
-        ("stocklike", True),
-        ("commtype", bt.CommInfoBase.COMM_PERC),
-        ("percabs", True),
-        ("leverage", 1.0),
+        ``commission`` is a fraction (0.001 = 0.1 %). ``fixed`` is charged each
+        time an order (part) opens or closes units, so keep entries and exits in
+        separate orders (MLStrategy does) to be charged once per order.
+        """
+
+        params = (
+            ("commission", 0.0),
+            ("fixed", 0.0),
+            ("stocklike", True),
+            ("commtype", bt.CommInfoBase.COMM_PERC),
+            ("percabs", True),
+            ("leverage", 1.0),
+        )
+
+        def _getcommission(self, size: float, price: float, pseudoexec: bool) -> float:
+            if not size:
+                return 0.0
+            return abs(size) * price * self.p.commission + self.p.fixed
+
+    PercentFixedCommission.__module__ = __name__
+    PercentFixedCommission.__qualname__ = "PercentFixedCommission"
+    return PercentFixedCommission
+
+
+def __getattr__(name: str) -> Any:
+    """`PercentFixedCommission` (a backtrader CommInfo class), made when first asked for."""
+    if name == "PercentFixedCommission":
+        return _commission_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Everything the broker needs, as plain values: the ``broker`` section of a run
+    configuration, the broker flags of `mlstrat backtest` and the broker keywords of
+    `run_backtest` all come from these fields (see `mlstrat.sections`)."""
+
+    cash: float = setting(
+        10_000.0,
+        "starting cash",
+        kind=float,
+        valid=lambda v: v > 0,
+        fix="a positive starting cash, e.g. 10000",
+    )
+    commission: float = setting(
+        0.001,
+        "commission as a fraction of each fill's value (0.001 = 0.1%%)",
+        kind=float,
+        valid=lambda v: 0 <= v < 1,
+        fix="a fraction such as 0.001 for 0.1 %",
+    )
+    fixed_commission: float = setting(
+        0.0,
+        "fixed commission per order",
+        kind=float,
+        valid=lambda v: v >= 0,
+        fix="a non-negative amount per order",
+    )
+    slippage: float = setting(
+        0.0,
+        "slippage as a fraction of the price, against the trader",
+        kind=float,
+        valid=lambda v: 0 <= v < 1,
+        fix="a fraction such as 0.0005 for 5 bp",
+    )
+    fill: Fill = setting(
+        "next_open",
+        "fill timing: the next bar's open or the same bar's close (optimistic)",
+        choices=FILLS,
+    )
+    cheat_on_open: bool = setting(
+        False, "size with the fill bar's open price (fills stay at the next open)", kind=bool
+    )
+    slippage_cap: SlippageCap = setting(
+        "bar_range",
+        "bar_range: a slipped price beyond the bar's high/low fills at it; "
+        "none: always charge the nominal slippage",
+        choices=SLIPPAGE_CAPS,
     )
 
-    def _getcommission(self, size: float, price: float, pseudoexec: bool) -> float:
-        if not size:
-            return 0.0
-        return abs(size) * price * self.p.commission + self.p.fixed
-
-
-@dataclass
-class BrokerConfig:
-    """Everything the broker needs, as plain values (also stored in the run config)."""
-
-    cash: float = 10_000.0
-    commission: float = 0.001
-    fixed_commission: float = 0.0
-    slippage: float = 0.0
-    fill: Fill = "next_open"
-    cheat_on_open: bool = False
-    slippage_cap: SlippageCap = "bar_range"
-
     def __post_init__(self) -> None:
-        checks = [
-            ("cash", self.cash > 0, "a positive starting cash, e.g. 10000"),
-            ("commission", 0 <= self.commission < 1, "a fraction such as 0.001 for 0.1 %"),
-            ("fixed_commission", self.fixed_commission >= 0, "a non-negative amount per order"),
-            ("slippage", 0 <= self.slippage < 1, "a fraction such as 0.0005 for 5 bp"),
-        ]
-        for name, ok, fix in checks:
-            if not ok:
-                raise ConfigError(
-                    f"broker {name}={getattr(self, name)!r} is out of range", column=name, fix=fix
-                )
-        if self.fill not in ("next_open", "close"):
-            raise ConfigError(
-                f"broker fill={self.fill!r} is unknown",
-                column="fill",
-                fix="use 'next_open' or 'close'",
-            )
-        if self.slippage_cap not in SLIPPAGE_CAPS:
-            raise ConfigError(
-                f"broker slippage_cap={self.slippage_cap!r} is unknown",
-                column="slippage_cap",
-                fix="use 'bar_range' (cap at the bar's high/low, the default) or 'none'",
-            )
+        check(self)
         if self.fill == "close" and self.cheat_on_open:
             raise ConfigError(
                 "fill='close' and cheat_on_open=True contradict each other",
-                column="cheat_on_open",
+                param="cheat_on_open",
                 fix="choose one fill timing",
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as plain values by key (the ``broker`` section as a run stores it)."""
+        return to_dict(self)
 
 
 def make_cerebro(config: BrokerConfig | None = None, **cerebro_kwargs: Any) -> bt.Cerebro:
     """A Cerebro without default observers, with the broker configured from ``config``."""
+    import backtrader as bt
+
     config = config or BrokerConfig()
     cerebro_kwargs.setdefault("stdstats", False)
     cerebro = bt.Cerebro(cheat_on_open=config.cheat_on_open, **cerebro_kwargs)
@@ -130,7 +167,7 @@ def configure_broker(broker: bt.brokers.BackBroker, config: BrokerConfig) -> Non
     """Apply cash, commission, slippage and fill timing to a BackBroker."""
     broker.setcash(config.cash)
     broker.addcommissioninfo(
-        PercentFixedCommission(commission=config.commission, fixed=config.fixed_commission)
+        _commission_class()(commission=config.commission, fixed=config.fixed_commission)
     )
     if config.slippage:
         # slip_open: market orders filling at the open are slipped too (bt's default is not to);
@@ -164,6 +201,8 @@ def raw_fill_price(order: bt.Order, broker: bt.brokers.BackBroker) -> tuple[floa
     else at the limit (not slipped), Close orders at the close (not slipped).
     Stop-limit orders are not attributed: their executed price is returned.
     """
+    import backtrader as bt
+
     data, kind = order.data, order.exectype
     buy = order.isbuy()
     popen = _bar_price(data, "open")

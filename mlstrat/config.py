@@ -4,21 +4,23 @@
     cfg = load_config("configs/demo.yaml")
     cfg.predictors[0].params["max_depth"]
 
-Sections (every key is optional unless marked; unknown keys are errors):
+Each section is one dataclass, declared next to the code that uses it; its keys, their
+defaults and allowed values, its plain form (`to_dict`) and its parsing come from the
+dataclass fields (`mlstrat.sections`). Every key is optional unless marked; unknown keys
+are errors:
 
-    name, seed, n_jobs, backend (loky | dask), scheduler, cache_dir
-    data:        files (required: list of {path, symbol, minute_path and the data
-                 options of mlstrat.data.options: timeframe, format, tz, sort,
-                 calendar, adjust, on_duplicate, on_spike, ...} or plain paths),
-                 start, end
-    features:    set, version, targets
-    predictors:  (required) list of {name, predictor, params, target, features, thresholds}
-    walkforward: train, test, step, purge, embargo, validation, expanding, min_train
-    strategy:    class ("path/file.py:Class" or "module:Class"), params, columns
-    sizing:      class, params, volatility (name of a volatility predictor)
-    broker:      cash, commission, fixed_commission, slippage, fill, cheat_on_open,
-                 slippage_cap (bar_range | none)
-    report:      enabled, title, comparison, log_scale, risk_free (annual), dpi
+    name, seed, n_jobs, backend, scheduler, cache_dir   RunConfig (here)
+    data:        DataConfig (here): files (required: list of {path, symbol, minute_path
+                 and the data options of `mlstrat.data.options.DataOptions`} or plain
+                 paths), start, end
+    features:    `mlstrat.features.sets.FeaturesConfig`
+    predictors:  (required) list of PredictorConfig (here); params are checked against
+                 the predictor's constructor signature (`Predictor.param_names`)
+    walkforward: `mlstrat.walkforward.splits.WalkForward` (all fields but horizon)
+    strategy:    `mlstrat.backtest.StrategyConfig`; params checked against the class
+    sizing:      `mlstrat.backtest.SizingConfig`; params checked against the class
+    broker:      `mlstrat.broker.BrokerConfig`
+    report:      `mlstrat.report.options.ReportConfig`
 
 Relative paths are taken from the directory of the YAML file. A problem is a
 `ConfigError` whose message starts with the key path (``predictors[1].params.max_depth``)
@@ -28,81 +30,53 @@ fully resolved form (defaults filled, absolute paths) that a run directory store
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
-import difflib
 import inspect
 import os
 import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlstrat import sections
+from mlstrat.backtest import SizingConfig, StrategyConfig, bt_params, load_sizer, load_strategy
+from mlstrat.broker import BrokerConfig
 from mlstrat.data.options import config_keys
 from mlstrat.errors import ConfigError, DataError, MlstratError
+from mlstrat.features.sets import FeaturesConfig
 from mlstrat.features.targets import TASK_EXAMPLES, TASK_KINDS, task_targets
-from mlstrat.fileio import to_jsonable
+from mlstrat.report.options import ReportConfig
+from mlstrat.sections import setting
+from mlstrat.userclass import spec_file, split_spec
+from mlstrat.walkforward.splits import RUN_SCHEDULE, WalkForward
+
+__all__ = [
+    "BrokerConfig",
+    "DataConfig",
+    "DataFile",
+    "FeaturesConfig",
+    "PredictorConfig",
+    "ReportConfig",
+    "RunConfig",
+    "SizingConfig",
+    "StrategyConfig",
+    "WalkForward",
+    "apply_overrides",
+    "load_config",
+    "load_yaml_text",
+    "parse_config",
+]
 
 BACKENDS = ("loky", "dask")
-FILLS = ("next_open", "close")
-COLUMN_CHOICES = ("predictions", "all")
 SIGNAL_TASKS = ("direction", "three_class", "regression")
 VOLATILITY_TASKS = ("volatility",)
-
-TOP_KEYS = (
-    "name",
-    "seed",
-    "n_jobs",
-    "backend",
-    "scheduler",
-    "cache_dir",
-    "data",
-    "features",
-    "predictors",
-    "walkforward",
-    "strategy",
-    "sizing",
-    "broker",
-    "report",
-)
-DATA_KEYS = ("files", "start", "end")
-#: Keys of one data file: its path, symbol and minute data, then one per data option
-#: (`mlstrat.data.options.DataOptions`, the declaration every interface shares).
-FILE_KEYS = (
-    "path",
-    "symbol",
-    *(key for key in config_keys().values() if key != "symbol"),
-    "minute_path",
-)
-FEATURE_KEYS = ("set", "version", "targets")
 #: A run name is a folder name under reports/: no separators, no "..", no hidden names.
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-PREDICTOR_KEYS = ("name", "predictor", "params", "target", "features", "thresholds")
-WALKFORWARD_KEYS = (
-    "train",
-    "test",
-    "step",
-    "purge",
-    "embargo",
-    "validation",
-    "expanding",
-    "min_train",
-)
-STRATEGY_KEYS = ("class", "params", "columns")
-SIZING_KEYS = ("class", "params", "volatility")
-BROKER_KEYS = (
-    "cash",
-    "commission",
-    "fixed_commission",
-    "slippage",
-    "fill",
-    "cheat_on_open",
-    "slippage_cap",
-)
-REPORT_KEYS = ("enabled", "title", "comparison", "log_scale", "risk_free", "dpi")
 THRESHOLD_KEYS = ("low", "high", "step", "objective", "min_signals", "fallback", "multipliers")
 
 
@@ -168,14 +142,36 @@ class DataFile:
         with fix_syntax(config_syntax(self.key)):
             return load_bars(self.minute_path, **options)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The file as configuration keys: path, symbol, minute_path and every data option."""
+        out: dict[str, Any] = {"path": str(self.path), "symbol": self.symbol}
+        out["minute_path"] = None if self.minute_path is None else str(self.minute_path)
+        keys = config_keys()
+        for name, value in self.options.as_dict().items():
+            if name != "symbol":
+                out[keys[name]] = value
+        return out
+
+
+#: Keys of one data file: its path, symbol and minute data, then one per data option
+#: (`mlstrat.data.options.DataOptions`, the declaration every interface shares).
+FILE_KEYS = (
+    "path",
+    "symbol",
+    *(key for key in config_keys().values() if key != "symbol"),
+    "minute_path",
+)
+
 
 @dataclass(frozen=True)
 class DataConfig:
     """Input files (one per symbol) and the UTC date range cut from each."""
 
-    files: tuple[DataFile, ...]
-    start: str | None = None
-    end: str | None = None
+    files: tuple[DataFile, ...] = setting(
+        dataclasses.MISSING, "candle files, one per symbol", kind=list
+    )
+    start: str | None = setting(None, "first timestamp of the run (UTC)")
+    end: str | None = setting(None, "last timestamp of the run (UTC)")
 
     @property
     def symbols(self) -> list[str]:
@@ -183,126 +179,57 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class FeaturesConfig:
-    """Feature set (name and version) and the target specs computed beside it."""
-
-    set: str = "core"
-    version: int = 1
-    targets: tuple[str, ...] = ("direction:1",)
-
-    @property
-    def target_columns(self) -> list[str]:
-        from mlstrat.features import parse_targets
-
-        return [t.name for t in parse_targets(self.targets)]
-
-
-@dataclass(frozen=True)
 class PredictorConfig:
-    """One walk-forward model: registry name, constructor params, target and input columns."""
+    """One walk-forward model: registry name, constructor params, target and input columns.
 
-    name: str
-    predictor: str
-    params: dict[str, Any] = field(default_factory=dict)
-    target: str = "direction_1"
-    features: tuple[str, ...] | None = None
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    `task` (what the predictor learns) and `fit_targets` (extra target columns a hybrid's
+    members learn) are derived when the configuration is parsed; they are not keys.
+    """
+
+    name: str = setting(dataclasses.MISSING, "unique name (default: the predictor's)")
+    predictor: str = setting(dataclasses.MISSING, "registered predictor (mlstrat models list)")
+    params: dict[str, Any] = setting(
+        None, "constructor parameters", kind=sections.as_mapping, factory=dict
+    )
+    target: str = setting("direction_1", "target column learned (default: the first fitting)")
+    features: tuple[str, ...] | None = setting(
+        None, "input columns: a feature-set name or a list (default: every feature)", kind=list
+    )
+    thresholds: dict[str, Any] = setting(
+        None, "fit_thresholds options", kind=sections.as_mapping, factory=dict
+    )
     task: str = "direction"
     fit_targets: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class WalkForwardConfig:
-    """The fold schedule (see `mlstrat.walkforward.WalkForward`)."""
-
-    train: int | str = "4mo"
-    test: int | str = "2mo"
-    step: int | str | None = None
-    purge: int | str | None = None
-    embargo: int | str = "0h"
-    validation: float | int | str = 0.2
-    expanding: bool = False
-    min_train: int | str | None = None
-
-    def splits(self, horizon: int = 1) -> Any:
-        from mlstrat.walkforward import WalkForward
-
-        return WalkForward(
-            train=self.train,
-            test=self.test,
-            step=self.step,
-            purge=self.purge,
-            embargo=self.embargo,
-            validation=self.validation,
-            expanding=self.expanding,
-            min_train=self.min_train,
-            horizon=horizon,
-        )
-
-
-@dataclass(frozen=True)
-class StrategyConfig:
-    """Strategy class spec, its params, and which feed columns become lines."""
-
-    cls: str = "mlstrat.strategy:MLStrategy"
-    params: dict[str, Any] = field(default_factory=dict)
-    columns: str | tuple[str, ...] = "predictions"
-    base: Path | None = None  # directory relative file specs are taken from
-    file: Path | None = None  # the strategy's source file when given as a path
-
-
-@dataclass(frozen=True)
-class SizingConfig:
-    """Sizer class (None: the strategy's default sizer), params, volatility source."""
-
-    cls: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    volatility: str | None = None
-
-
-@dataclass(frozen=True)
-class BrokerSection:
-    """Broker settings (see `mlstrat.broker.BrokerConfig`)."""
-
-    cash: float = 10_000.0
-    commission: float = 0.001
-    fixed_commission: float = 0.0
-    slippage: float = 0.0
-    fill: str = "next_open"
-    cheat_on_open: bool = False
-    slippage_cap: str = "bar_range"
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """Whether to build the HTML report(s), their title, and the comparison page."""
-
-    enabled: bool = True
-    title: str | None = None
-    comparison: bool = True
-    log_scale: bool | str = "auto"
-    risk_free: float = 0.0
-    dpi: int = 100
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """A whole experiment; build it with `load_config` / `parse_config`."""
 
-    name: str
-    data: DataConfig
-    features: FeaturesConfig
-    predictors: tuple[PredictorConfig, ...]
-    walkforward: WalkForwardConfig = WalkForwardConfig()
-    strategy: StrategyConfig = StrategyConfig()
-    sizing: SizingConfig = SizingConfig()
-    broker: BrokerSection = BrokerSection()
-    report: ReportConfig = ReportConfig()
-    seed: int = 42
-    n_jobs: int = -1
-    backend: str = "loky"
-    scheduler: str | None = None
-    cache_dir: Path | None = None
+    name: str = setting(dataclasses.MISSING, "run name: the folder reports/<name>")
+    seed: int = setting(42, "random seed of the whole run", kind=int, minimum=0)
+    n_jobs: int = setting(-1, "parallel walk-forward folds (-1: all cores)", kind=int)
+    backend: str = setting("loky", "fold parallelism: loky or dask", choices=BACKENDS)
+    scheduler: str | None = setting(None, "dask scheduler address (backend: dask)")
+    cache_dir: Path | None = setting(None, "shared stage cache (default OUT/cache)", kind=Path)
+    data: DataConfig = setting(dataclasses.MISSING, "candle files and date range", kind=dict)
+    features: FeaturesConfig = setting(
+        None, "feature set and targets", kind=dict, factory=FeaturesConfig
+    )
+    predictors: tuple[PredictorConfig, ...] = setting(
+        dataclasses.MISSING, "walk-forward models", kind=list
+    )
+    walkforward: WalkForward = setting(
+        None, "fold schedule", kind=dict, factory=lambda: WalkForward(**RUN_SCHEDULE)
+    )
+    strategy: StrategyConfig = setting(
+        None, "strategy class and parameters", kind=dict, factory=StrategyConfig
+    )
+    sizing: SizingConfig = setting(
+        None, "sizer and volatility source", kind=dict, factory=SizingConfig
+    )
+    broker: BrokerConfig = setting(None, "broker settings", kind=dict, factory=BrokerConfig)
+    report: ReportConfig = setting(None, "report pages", kind=dict, factory=ReportConfig)
     source: Path | None = None
 
     @property
@@ -320,83 +247,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain YAML/JSON values (parses back to an equal config)."""
-        return {
-            "name": self.name,
-            "seed": self.seed,
-            "n_jobs": self.n_jobs,
-            "backend": self.backend,
-            "scheduler": self.scheduler,
-            "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
-            "data": {
-                "files": [_data_file_dict(f) for f in self.data.files],
-                "start": self.data.start,
-                "end": self.data.end,
-            },
-            "features": {
-                "set": self.features.set,
-                "version": self.features.version,
-                "targets": list(self.features.targets),
-            },
-            "predictors": [
-                {
-                    "name": p.name,
-                    "predictor": p.predictor,
-                    "params": to_jsonable(p.params, allow_nan=True),
-                    "target": p.target,
-                    "features": None if p.features is None else list(p.features),
-                    "thresholds": to_jsonable(p.thresholds, allow_nan=True),
-                }
-                for p in self.predictors
-            ],
-            "walkforward": {
-                "train": self.walkforward.train,
-                "test": self.walkforward.test,
-                "step": self.walkforward.step,
-                "purge": self.walkforward.purge,
-                "embargo": self.walkforward.embargo,
-                "validation": self.walkforward.validation,
-                "expanding": self.walkforward.expanding,
-                "min_train": self.walkforward.min_train,
-            },
-            "strategy": {
-                "class": self._absolute_spec(self.strategy.cls),
-                "params": to_jsonable(self.strategy.params, allow_nan=True),
-                "columns": self.strategy.columns
-                if isinstance(self.strategy.columns, str)
-                else list(self.strategy.columns),
-            },
-            "sizing": {
-                "class": None if self.sizing.cls is None else self._absolute_spec(self.sizing.cls),
-                "params": to_jsonable(self.sizing.params, allow_nan=True),
-                "volatility": self.sizing.volatility,
-            },
-            "broker": {
-                "cash": self.broker.cash,
-                "commission": self.broker.commission,
-                "fixed_commission": self.broker.fixed_commission,
-                "slippage": self.broker.slippage,
-                "fill": self.broker.fill,
-                "cheat_on_open": self.broker.cheat_on_open,
-                "slippage_cap": self.broker.slippage_cap,
-            },
-            "report": {
-                "enabled": self.report.enabled,
-                "title": self.report.title,
-                "comparison": self.report.comparison,
-                "log_scale": self.report.log_scale,
-                "risk_free": self.report.risk_free,
-                "dpi": self.report.dpi,
-            },
-        }
-
-    def _absolute_spec(self, spec: str) -> str:
-        target, _, attr = spec.rpartition(":")
-        if target.endswith(".py") and self.strategy.base is not None:
-            path = Path(target)
-            if not path.is_absolute():
-                path = (self.strategy.base / path).resolve()
-            return f"{path}:{attr}"
-        return spec
+        return sections.to_dict(self)
 
     def section(self, name: str) -> Any:
         """One top-level section of `to_dict()`."""
@@ -406,16 +257,7 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-def _data_file_dict(f: DataFile) -> dict[str, Any]:
-    """A data file as configuration keys: path, symbol, minute_path and every data option."""
-    from mlstrat.data.options import config_key
-
-    out: dict[str, Any] = {"path": str(f.path), "symbol": f.symbol}
-    out["minute_path"] = None if f.minute_path is None else str(f.minute_path)
-    for name, value in f.options.as_dict().items():
-        if name != "symbol":
-            out[config_key(name)] = value
-    return out
+TOP_KEYS = sections.keys(RunConfig)
 
 
 # ---------------------------------------------------------------------------- loading
@@ -768,64 +610,62 @@ class _Parser:
         return dict(value)
 
     def unknown(self, path: str, key: str, allowed: Sequence[str]) -> ConfigError:
-        close = difflib.get_close_matches(key, [str(a) for a in allowed], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = sections.did_you_mean(key, allowed)
         return self.error(path, f"unknown key{hint}", f"allowed keys: {_allowed(allowed)}")
 
+    def checked(self, path: str, convert: Callable[..., Any], value: Any, *args: Any) -> Any:
+        """``convert(value, *args)`` (a `mlstrat.sections` converter); its ConfigError is
+        located at `path` (or at ``path``'s item the error names in ``param``)."""
+        try:
+            return convert(value, *args)
+        except ConfigError as exc:
+            where = path
+            if exc.param:  # "targets[1]" inside the key "targets"
+                where = _join(path.rpartition(".")[0], exc.param)
+            raise self.wrap(where, exc) from None
+
     def integer(self, value: Any, path: str, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path, f"expected an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.error(path, f"must be >= {minimum}, got {value}")
-        return int(value)
+        return self.checked(path, sections.as_int, value, minimum)
 
     def number(
         self, value: Any, path: str, lo: float | None = None, hi: float | None = None
     ) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(path, f"expected a number, got {value!r}")
-        value = float(value)
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            span = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-            raise self.error(path, f"{value} is outside {span}")
-        return value
+        return self.checked(path, sections.as_float, value, lo, hi)
 
     def boolean(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(path, f"expected true or false, got {value!r}")
-        return value
+        return self.checked(path, sections.as_bool, value)
 
     def string(self, value: Any, path: str, optional: bool = False) -> str | None:
         if value is None and optional:
             return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(path, f"expected a non-empty string, got {value!r}")
-        return value.strip()
+        return self.checked(path, sections.as_text, value)
 
     def choice(self, value: Any, path: str, choices: Sequence[str]) -> str:
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), list(choices), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise self.error(
-                path, f"{value!r} is not allowed{hint}", f"allowed values: {_allowed(choices)}"
-            )
-        return str(value)
+        return self.checked(path, sections.as_choice, value, choices)
 
-    def span(self, value: Any, path: str, optional: bool = False) -> int | str | None:
-        """A window length: bars (int) or a duration/month string ('120D', '4mo')."""
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self.error(
-                path, f"expected bars (int) or a duration such as '120D' or '4mo', got {value!r}"
-            )
-        from mlstrat.walkforward.splits import parse_span
-
+    def section(
+        self, cls: type, raw: Any, path: str, defaults: Mapping[str, Any] | None = None
+    ) -> Any:
+        """A section mapping as an instance of its dataclass `cls`: keys, kinds and allowed
+        values come from the fields (`mlstrat.sections`), then the constructor checks the
+        values together; any error is located at the key it names. `defaults` replace the
+        fields' own defaults (the run's walk-forward schedule)."""
+        specs = sections.settings(cls)
+        given = self.mapping(raw, path, [sections.key_of(f) for f in specs])
+        values = dict(defaults or {})
+        for spec in specs:
+            key = sections.key_of(spec)
+            if key in given:
+                values[spec.name] = self.checked(
+                    _join(path, key), sections.convert, spec, given[key]
+                )
         try:
-            parse_span(value, "value")
+            return cls(**values)
         except ConfigError as exc:
-            raise self.wrap(path, exc) from None
-        return value
+            names = {f.name: sections.key_of(f) for f in specs}
+            param = exc.param
+            where = _join(path, names.get(param, param)) if param else path
+            raise self.wrap(where, exc) from None
 
     def path(self, value: Any, path: str, must_exist: bool = True) -> Path:
         text = self.string(value, path)
@@ -894,12 +734,12 @@ class _Parser:
                 f"{name!r} is not a plain run name (it names the folder reports/<name>)",
                 "use letters, digits, '.', '_' and '-', not starting with '.'",
             )
-        seed = self.integer(top.get("seed", 42), "seed", minimum=0)
-        n_jobs = self.integer(top.get("n_jobs", -1), "n_jobs")
+        seed = self.setting(RunConfig, "seed", top, "")
+        n_jobs = self.setting(RunConfig, "n_jobs", top, "")
         if n_jobs == 0 or n_jobs < -1:
             raise self.error("n_jobs", f"{n_jobs} is not allowed", "-1 (all cores) or a count >= 1")
-        backend = self.choice(top.get("backend", "loky"), "backend", BACKENDS)
-        scheduler = self.string(top.get("scheduler"), "scheduler", optional=True)
+        backend = self.setting(RunConfig, "backend", top, "")
+        scheduler = self.setting(RunConfig, "scheduler", top, "")
         if scheduler is not None and backend != "dask":
             raise self.error(
                 "scheduler", "only used with backend: dask", "set backend: dask or drop scheduler"
@@ -909,10 +749,10 @@ class _Parser:
             cache_dir = self.path(top["cache_dir"], "cache_dir", must_exist=False)
 
         data = self.data(top["data"])
-        features = self.features(top.get("features"), data)
-        walkforward = self.walkforward(top.get("walkforward"))
-        sizing_raw = self.mapping(top.get("sizing"), "sizing", SIZING_KEYS)
-        vol_name = self.string(sizing_raw.get("volatility"), "sizing.volatility", optional=True)
+        features = self.section(FeaturesConfig, top.get("features"), "features")
+        walkforward = self.section(WalkForward, top.get("walkforward"), "walkforward", RUN_SCHEDULE)
+        sizing_raw = self.mapping(top.get("sizing"), "sizing", sections.keys(SizingConfig))
+        vol_name = self.setting(SizingConfig, "volatility", sizing_raw, "sizing")
         predictors = self.predictors(top["predictors"], features, vol_name)
         if all(p.name == vol_name for p in predictors):
             raise self.error(
@@ -920,28 +760,33 @@ class _Parser:
                 "no predictor left to trade (the only one is the volatility source)",
                 "add a direction, three_class or regression predictor",
             )
-        strategy_raw = self.mapping(top.get("strategy"), "strategy", STRATEGY_KEYS)
+        strategy_raw = self.mapping(top.get("strategy"), "strategy", sections.keys(StrategyConfig))
         strategy_spec = self.code_spec(
             strategy_raw.get("class", StrategyConfig.cls), "strategy.class"
         )
-        columns = self.strategy_columns(strategy_raw.get("columns", "predictions"), features)
-        self.loose_mapping(strategy_raw.get("params"), "strategy.params")
+        columns = self.strategy_columns(strategy_raw, features)
+        self.setting(StrategyConfig, "params", strategy_raw, "strategy")
         sizer_spec = self.code_spec(sizing_raw.get("class"), "sizing.class", optional=True)
-        sizer_params = self.loose_mapping(sizing_raw.get("params"), "sizing.params")
+        sizer_params = self.setting(SizingConfig, "params", sizing_raw, "sizing")
         if vol_name is not None and "target_vol" not in sizer_params:
             raise self.error(
                 "sizing.params.target_vol",
                 "missing: sizing.volatility is set but volatility targeting is off",
                 "set target_vol (e.g. 0.5 annualised with periods_per_year: 8760)",
             )
-        broker = self.broker(top.get("broker"))
-        report = self.report(top.get("report"))
+        broker = self.section(BrokerConfig, top.get("broker"), "broker")
+        report = self.section(ReportConfig, top.get("report"), "report")
         # Strategy and sizer files are code that runs: import them only now that every
         # other key is valid, and once each.
-        strategy, strategy_cls = self.strategy(strategy_raw, strategy_spec, columns)
-        sizing = self.sizing(sizing_raw, sizer_spec, strategy_cls, vol_name)
-        config = RunConfig(
+        strategy = self.strategy(strategy_raw, strategy_spec, columns)
+        sizing = self.sizing(sizing_raw, sizer_spec, strategy.loaded, vol_name)
+        return RunConfig(
             name=name,
+            seed=seed,
+            n_jobs=n_jobs,
+            backend=backend,
+            scheduler=scheduler,
+            cache_dir=cache_dir,
             data=data,
             features=features,
             predictors=tuple(predictors),
@@ -950,17 +795,20 @@ class _Parser:
             sizing=sizing,
             broker=broker,
             report=report,
-            seed=seed,
-            n_jobs=n_jobs,
-            backend=backend,
-            scheduler=scheduler,
-            cache_dir=cache_dir,
             source=self.source,
         )
-        return config
+
+    def setting(self, cls: type, name: str, raw: Mapping[str, Any], path: str) -> Any:
+        """Setting `name` of section `cls` from the section mapping `raw` (its default when
+        absent), checked and typed by its declaration."""
+        spec = next(f for f in sections.settings(cls) if f.name == name)
+        key = sections.key_of(spec)
+        if key not in raw:
+            return sections.default_of(spec)
+        return self.checked(_join(path, key), sections.convert, spec, raw[key])
 
     def data(self, raw: Any) -> DataConfig:
-        section = self.mapping(raw, "data", DATA_KEYS)
+        section = self.mapping(raw, "data", sections.keys(DataConfig))
         files_raw = section.get("files")
         if not isinstance(files_raw, list) or not files_raw:
             raise self.error(
@@ -1016,21 +864,15 @@ class _Parser:
 
     def data_options(self, item: Mapping[str, Any], path: str) -> dict[str, Any]:
         """The data options a file's mapping sets, checked against their declaration."""
-        from mlstrat.data.options import option_from_key, option_help
+        from mlstrat.data.options import DataOptions
 
         values: dict[str, Any] = {}
-        for key, value in item.items():
-            name = option_from_key(key)
-            if name is None or name == "symbol":
-                continue
-            where = _join(path, key)
-            _, choices, kind = option_help(name)
-            if kind is bool:
-                values[name] = self.boolean(value, where)
-            elif choices:
-                values[name] = self.choice(value, where, choices)
-            else:
-                values[name] = self.string(value, where, optional=True)
+        for spec in sections.settings(DataOptions):
+            key = sections.key_of(spec)
+            if key in item and spec.name != "symbol":
+                values[spec.name] = self.checked(
+                    _join(path, key), sections.convert, spec, item[key]
+                )
         if values.get("timeframe") is not None:
             from mlstrat.data import normalize_timeframe
 
@@ -1050,66 +892,6 @@ class _Parser:
             except MlstratError:
                 return symbol_for(file, None)
         return symbol_for(file, fmt)
-
-    def features(self, raw: Any, data: DataConfig) -> FeaturesConfig:
-        from mlstrat.features import get_feature_set, list_feature_sets, parse_targets
-
-        section = self.mapping(raw, "features", FEATURE_KEYS)
-        names = [fs.name for fs in list_feature_sets()]
-        set_name = self.choice(section.get("set", "core"), "features.set", names)
-        version = section.get("version")
-        if version is not None:
-            version = self.integer(version, "features.version", minimum=1)
-        try:
-            fs = get_feature_set(set_name, version)
-        except ConfigError as exc:
-            raise self.wrap("features.version", exc) from None
-        targets_raw = section.get("targets", ["direction:1"])
-        if isinstance(targets_raw, str):
-            targets_raw = [targets_raw]
-        if not isinstance(targets_raw, list) or not targets_raw:
-            raise self.error(
-                "features.targets",
-                "expected a list of target specs",
-                "e.g. [direction:1, forward_volatility:24]",
-            )
-        specs = []
-        for i, spec in enumerate(targets_raw):
-            p = f"features.targets[{i}]"
-            self.string(spec, p)
-            try:
-                specs.append(parse_targets([spec])[0].spec)
-            except ConfigError as exc:
-                raise self.wrap(p, exc) from None
-        try:
-            parse_targets(specs)
-        except ConfigError as exc:
-            raise self.wrap("features.targets", exc) from None
-        return FeaturesConfig(fs.name, fs.version, tuple(specs))
-
-    def walkforward(self, raw: Any) -> WalkForwardConfig:
-        s = self.mapping(raw, "walkforward", WALKFORWARD_KEYS)
-        d = WalkForwardConfig()
-        validation = s.get("validation", d.validation)
-        if isinstance(validation, float):
-            self.number(validation, "walkforward.validation", 0.0, 0.999999)
-        else:
-            validation = self.span(validation, "walkforward.validation")
-        cfg = WalkForwardConfig(
-            train=self.span(s.get("train", d.train), "walkforward.train"),
-            test=self.span(s.get("test", d.test), "walkforward.test"),
-            step=self.span(s.get("step"), "walkforward.step", optional=True),
-            purge=self.span(s.get("purge"), "walkforward.purge", optional=True),
-            embargo=self.span(s.get("embargo", d.embargo), "walkforward.embargo"),
-            validation=validation,
-            expanding=self.boolean(s.get("expanding", False), "walkforward.expanding"),
-            min_train=self.span(s.get("min_train"), "walkforward.min_train", optional=True),
-        )
-        try:
-            cfg.splits()
-        except ConfigError as exc:
-            raise self.wrap("walkforward", exc) from None
-        return cfg
 
     def predictors(
         self, raw: Any, features: FeaturesConfig, vol_name: str | None
@@ -1139,9 +921,12 @@ class _Parser:
         vol_name: str | None,
         earlier: list[PredictorConfig],
     ) -> PredictorConfig:
+        """One predictor entry, checked against its class without building it: parameter
+        names against the constructor's signature, the task from the class (or its `task`
+        parameter). The constructor checks the values when the run builds the model."""
         from mlstrat.predictors.registry import list_predictors
 
-        item = self.mapping(raw, path, PREDICTOR_KEYS)
+        item = self.mapping(raw, path, sections.keys(PredictorConfig))
         if "predictor" not in item:
             raise self.error(
                 _join(path, "predictor"),
@@ -1158,15 +943,9 @@ class _Parser:
                 f"{name!r} is used by an earlier predictor",
                 "give each predictor a unique name",
             )
-        params = self.mapping(
-            item.get("params"),
-            _join(path, "params"),
-            self.predictor_keys(kind, _join(path, "params")),
-        )
-        if kind == "hybrid" and "members" in params:
-            self.hybrid_members(params["members"], _join(path, "params.members"))
-        model = self.instantiate(kind, params, _join(path, "params"))
-        task = str(getattr(model, "task", "direction"))
+        cls = self.predictor_class(kind, _join(path, "predictor"))
+        params = self.params(cls, item.get("params"), _join(path, "params"))
+        task = predictor_task(cls, params)
         is_vol = name == vol_name
         wanted = VOLATILITY_TASKS if is_vol else SIGNAL_TASKS
         if task not in wanted:
@@ -1176,17 +955,20 @@ class _Parser:
                 f"{kind!r} has task {task!r}, which cannot serve as {role}",
                 f"use a predictor with task {' or '.join(wanted)}",
             )
-        label_task = task
-        fit_targets = self.member_targets(
-            kind, model, task, features.target_columns, _join(path, "params.members")
-        )
-        fitting = task_targets(features.target_columns, label_task)
+        fit_targets = ()
+        if kind == "hybrid":
+            members = params.get("members", _default_param(cls, "members"))
+            member_tasks = self.hybrid_members(members, _join(path, "params.members"))
+            fit_targets = self.member_targets(
+                member_tasks, task, features.target_columns, _join(path, "params.members")
+            )
+        fitting = task_targets(features.target_columns, task)
         if not fitting:
             raise self.error(
                 _join(path, "target"),
-                f"features.targets has no {TASK_KINDS[label_task]}_* target for the "
-                f"{label_task} model {kind!r}",
-                f"add one to features.targets, e.g. {TASK_EXAMPLES[label_task]}",
+                f"features.targets has no {TASK_KINDS[task]}_* target for the "
+                f"{task} model {kind!r}",
+                f"add one to features.targets, e.g. {TASK_EXAMPLES[task]}",
             )
         target = fitting[0]
         if "target" in item:
@@ -1203,7 +985,11 @@ class _Parser:
         return PredictorConfig(name, kind, params, target, cols, thresholds, task, fit_targets)
 
     def member_targets(
-        self, kind: str, model: Any, task: str, targets: Sequence[str], members_path: str
+        self,
+        member_tasks: Sequence[tuple[str, str]],
+        task: str,
+        targets: Sequence[str],
+        members_path: str,
     ) -> tuple[str, ...]:
         """Extra target columns a hybrid's members learn besides the hybrid's own.
 
@@ -1211,18 +997,15 @@ class _Parser:
         transformer in a direction hybrid) learns the first feature target of its
         kind; walk-forward fits the hybrid on all of them and scores its own.
         """
-        if kind != "hybrid":
-            return ()
         extra: list[str] = []
-        for j, member in enumerate(getattr(model, "predictors_", [])):
-            member_task = str(getattr(member, "task", task))
+        for j, (kind, member_task) in enumerate(member_tasks):
             if member_task == task:
                 continue
             found = task_targets(targets, member_task)
             if not found:
                 raise self.error(
                     f"{members_path}[{j}]",
-                    f"member {member.name!r} learns {member_task} labels but features.targets "
+                    f"member {kind!r} learns {member_task} labels but features.targets "
                     f"has no {TASK_KINDS.get(member_task, member_task)}_* target",
                     f"add one to features.targets, e.g. {TASK_EXAMPLES.get(member_task)}",
                 )
@@ -1230,48 +1013,45 @@ class _Parser:
                 extra.append(found[0])
         return tuple(extra)
 
-    def predictor_keys(self, kind: str, path: str) -> list[str]:
+    def predictor_class(self, kind: str, path: str) -> type:
         from mlstrat.predictors.registry import get_predictor
 
         try:
-            cls = get_predictor(kind)
+            return get_predictor(kind)
         except MlstratError as exc:
             raise self.wrap(path, exc) from None
-        sig = inspect.signature(cls.__init__)
-        return [
-            n
-            for n, p in sig.parameters.items()
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        ]
 
-    def hybrid_members(self, members: Any, path: str) -> None:
+    def params(self, cls: type, raw: Any, path: str) -> dict[str, Any]:
+        """Constructor parameters of predictor class `cls`, checked against its signature
+        (names, and every required one given) without calling it."""
+        params = self.mapping(raw, path, cls.param_names())
+        try:
+            inspect.signature(cls).bind(**params)
+        except TypeError as exc:
+            raise self.error(path, str(exc), f"parameters: {_allowed(cls.param_names())}") from None
+        return params
+
+    def hybrid_members(self, members: Any, path: str) -> list[tuple[str, str]]:
+        """(predictor, task) of each [predictor, {params}] member of a hybrid, checked."""
         from mlstrat.predictors.registry import list_predictors
 
-        if not isinstance(members, list) or not members:
+        if not isinstance(members, (list, tuple)) or not members:
             raise self.error(
                 path,
                 "expected a list of [predictor, {params}] pairs",
                 "e.g. members: [[lstm, {window: 24}], [transformer, {}]]",
             )
+        out = []
         for j, member in enumerate(members):
             mp = f"{path}[{j}]"
-            if not isinstance(member, list) or len(member) != 2:
+            if not isinstance(member, (list, tuple)) or len(member) != 2:
                 raise self.error(mp, f"expected a [predictor, {{params}}] pair, got {member!r}")
             kind = self.choice(
                 member[0], f"{mp}[0]", [n for n in list_predictors() if n != "hybrid"]
             )
-            params = self.mapping(member[1], f"{mp}[1]", self.predictor_keys(kind, f"{mp}[1]"))
-            self.instantiate(kind, params, f"{mp}[1]")
-
-    def instantiate(self, kind: str, params: Mapping[str, Any], path: str) -> Any:
-        from mlstrat.predictors.registry import create_predictor
-
-        try:
-            return create_predictor(kind, **dict(params))
-        except MlstratError as exc:
-            raise self.wrap(path, exc) from None
-        except (TypeError, ValueError) as exc:
-            raise self.error(path, f"invalid value: {exc}") from None
+            cls = self.predictor_class(kind, f"{mp}[0]")
+            out.append((kind, predictor_task(cls, self.params(cls, member[1], f"{mp}[1]"))))
+        return out
 
     def predictor_features(
         self, raw: Any, path: str, features: FeaturesConfig
@@ -1311,37 +1091,34 @@ class _Parser:
         spec = self.string(value, key, optional=optional)
         if spec is None:
             return None
-        target, sep, attr = spec.rpartition(":")
-        if not sep or not target or not attr.isidentifier():
-            raise self.error(
-                key,
-                f"{spec!r} is not of the form FILE.py:Class or module:Class",
-                "e.g. strategies/tiered_long_short.py:TieredLongShort",
-            )
+        target, _ = self.checked(key, split_spec, spec)
         if target.endswith(".py"):
             self.regular_path(target, key, "give the path of a Python file")
         return spec
 
-    def loose_mapping(self, value: Any, path: str) -> dict[str, Any]:
-        """A mapping whose keys are checked later, against a class not imported yet."""
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.error(path, f"expected a mapping, got {type(value).__name__}")
-        return dict(value)
+    def absolute_spec(self, spec: str) -> tuple[str, Path | None]:
+        """(the spec with its file's absolute path, that file or None for a module spec)."""
+        target, attr = split_spec(spec)
+        file = spec_file(target, self.base)
+        if file is None:
+            return spec, None
+        file = file.resolve()
+        return f"{file}:{attr}", file
 
-    def strategy_columns(self, columns: Any, features: FeaturesConfig) -> str | tuple[str, ...]:
+    def user_class(self, load: Callable[..., type], spec: str, key: str) -> type:
+        """The class `spec` names, imported once (this runs the user's file)."""
+        try:
+            return load(spec, base=self.base)
+        except ConfigError as exc:
+            raise self.wrap(key, exc) from None
+
+    def strategy_columns(
+        self, raw: Mapping[str, Any], features: FeaturesConfig
+    ) -> str | tuple[str, ...]:
+        columns = self.setting(StrategyConfig, "columns", raw, "strategy")
         if isinstance(columns, str):
-            return self.choice(columns, "strategy.columns", COLUMN_CHOICES)
-        if not isinstance(columns, list):
-            raise self.error(
-                "strategy.columns",
-                f"expected {_allowed(COLUMN_CHOICES)} or a list of columns, got {columns!r}",
-            )
-        columns = tuple(self.string(c, f"strategy.columns[{i}]") for i, c in enumerate(columns))
-        from mlstrat.features import get_feature_set
-
-        main = get_feature_set(features.set, features.version).feature_names
+            return columns
+        main = features.feature_set().feature_names
         if main is not None:
             for i, c in enumerate(columns):
                 if c not in main and c not in features.target_columns:
@@ -1351,126 +1128,37 @@ class _Parser:
         return columns
 
     def strategy(
-        self, s: dict[str, Any], spec: str, columns: str | tuple[str, ...]
-    ) -> tuple[StrategyConfig, type]:
-        """The strategy section, importing the class (this runs the user's file)."""
-        from mlstrat.backtest import load_strategy
-
-        try:
-            cls = load_strategy(spec, base=str(self.base))
-        except ConfigError as exc:
-            raise self.wrap("strategy.class", exc) from None
-        except Exception as exc:  # the user's module failed while it ran
-            raise self.import_failed("strategy.class", spec, exc) from None
-        params = self.mapping(s.get("params"), "strategy.params", _bt_params(cls))
-        target, _, _ = spec.rpartition(":")
-        file = None
-        if target.endswith(".py"):
-            file = Path(target) if Path(target).is_absolute() else (self.base / target).resolve()
-        return StrategyConfig(spec, params, columns, self.base, file), cls
+        self, raw: Mapping[str, Any], spec: str, columns: str | tuple[str, ...]
+    ) -> StrategyConfig:
+        """The strategy section, importing the class and checking its params against it."""
+        cls = self.user_class(load_strategy, spec, "strategy.class")
+        params = self.mapping(raw.get("params"), "strategy.params", bt_params(cls))
+        absolute, file = self.absolute_spec(spec)
+        return StrategyConfig(absolute, params, columns, file, cls)
 
     def sizing(
-        self, s: dict[str, Any], spec: str | None, strategy_cls: type, volatility: str | None
+        self, raw: Mapping[str, Any], spec: str | None, strategy_cls: type, volatility: str | None
     ) -> SizingConfig:
         """The sizing section; a sizer file is imported here (the strategy's is not re-run)."""
         from mlstrat.sizing import TieredConfidenceSizer
 
-        if spec is not None:
-            cls = self.sizer_class(spec)
-        else:
+        if spec is None:
             cls = getattr(strategy_cls, "default_sizer", None) or TieredConfidenceSizer
-        params = self.mapping(s.get("params"), "sizing.params", _bt_params(cls))
-        return SizingConfig(spec, params, volatility)
-
-    def import_failed(self, key: str, spec: str, exc: Exception) -> ConfigError:
-        first = (str(exc).splitlines() or [""])[0]
-        return self.error(
-            key,
-            f"importing {spec!r} raised {type(exc).__name__}: {first}",
-            "fix that file (it runs when the configuration is loaded)",
-        )
-
-    def sizer_class(self, spec: str) -> type:
-        import importlib
-        import importlib.util
-
-        import backtrader as bt
-
-        target, sep, attr = spec.rpartition(":")
-        if not sep or not target or not attr:
-            raise self.error(
-                "sizing.class", f"{spec!r} is not of the form FILE.py:Class or module:Class"
-            )
-        try:
-            if target.endswith(".py"):
-                file = Path(target) if Path(target).is_absolute() else self.base / target
-                if not file.is_file():
-                    raise self.error("sizing.class", f"file not found: {file}")
-                mod_spec = importlib.util.spec_from_file_location(
-                    f"mlstrat_user_sizer_{file.stem}", file
-                )
-                module = importlib.util.module_from_spec(mod_spec)
-                mod_spec.loader.exec_module(module)
-            else:
-                module = importlib.import_module(target)
-        except ConfigError:
-            raise
-        except ImportError as exc:
-            raise self.error("sizing.class", f"cannot import {target!r} ({exc})") from None
-        except Exception as exc:  # the user's module failed while it ran
-            raise self.import_failed("sizing.class", spec, exc) from None
-        cls = getattr(module, attr, None)
-        if not (isinstance(cls, type) and issubclass(cls, bt.Sizer)):
-            raise self.error(
-                "sizing.class", f"{attr!r} in {target} is not a backtrader Sizer class"
-            )
-        return cls
-
-    def broker(self, raw: Any) -> BrokerSection:
-        from mlstrat.broker import SLIPPAGE_CAPS, BrokerConfig
-
-        s = self.mapping(raw, "broker", BROKER_KEYS)
-        d = BrokerSection()
-        section = BrokerSection(
-            cash=self.number(s.get("cash", d.cash), "broker.cash"),
-            commission=self.number(s.get("commission", d.commission), "broker.commission"),
-            fixed_commission=self.number(
-                s.get("fixed_commission", d.fixed_commission), "broker.fixed_commission"
-            ),
-            slippage=self.number(s.get("slippage", d.slippage), "broker.slippage"),
-            fill=self.choice(s.get("fill", d.fill), "broker.fill", FILLS),
-            cheat_on_open=self.boolean(
-                s.get("cheat_on_open", d.cheat_on_open), "broker.cheat_on_open"
-            ),
-            slippage_cap=self.choice(
-                s.get("slippage_cap", d.slippage_cap), "broker.slippage_cap", SLIPPAGE_CAPS
-            ),
-        )
-        try:
-            BrokerConfig(**section.__dict__)
-        except ConfigError as exc:
-            raise self.wrap(f"broker.{exc.column}" if exc.column else "broker", exc) from None
-        return section
-
-    def report(self, raw: Any) -> ReportConfig:
-        s = self.mapping(raw, "report", REPORT_KEYS)
-        log_scale = s.get("log_scale", "auto")
-        if log_scale != "auto" and not isinstance(log_scale, bool):
-            raise self.error(
-                "report.log_scale",
-                f"{log_scale!r} is not allowed",
-                "allowed values: auto, true, false",
-            )
-        return ReportConfig(
-            enabled=self.boolean(s.get("enabled", True), "report.enabled"),
-            title=self.string(s.get("title"), "report.title", optional=True),
-            comparison=self.boolean(s.get("comparison", True), "report.comparison"),
-            log_scale=log_scale,
-            risk_free=self.number(s.get("risk_free", 0.0), "report.risk_free", -1.0, 1.0),
-            dpi=self.integer(s.get("dpi", 100), "report.dpi", minimum=30),
-        )
+            params = self.mapping(raw.get("params"), "sizing.params", bt_params(cls))
+            return SizingConfig(None, params, volatility)
+        cls = self.user_class(load_sizer, spec, "sizing.class")
+        params = self.mapping(raw.get("params"), "sizing.params", bt_params(cls))
+        return SizingConfig(self.absolute_spec(spec)[0], params, volatility, cls)
 
 
-def _bt_params(cls: type) -> list[str]:
-    params = getattr(cls, "params", None)
-    return list(params._getkeys()) if params is not None and hasattr(params, "_getkeys") else []
+def predictor_task(cls: type, params: Mapping[str, Any]) -> str:
+    """What predictor class `cls` learns with constructor `params`, without building it: its
+    `task` parameter when the constructor takes one (xgboost), else the class's `task`."""
+    if "task" in cls.param_names():
+        return str(params.get("task", _default_param(cls, "task")))
+    return str(getattr(cls, "task", "direction"))
+
+
+def _default_param(cls: type, name: str) -> Any:
+    """The default of constructor parameter `name` of `cls`."""
+    return inspect.signature(cls).parameters[name].default

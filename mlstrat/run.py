@@ -32,6 +32,7 @@ where possible (copies otherwise)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import filecmp
 import math
@@ -373,7 +374,7 @@ class _Pipeline:
         from mlstrat.walkforward.runner import run_walk_forward
 
         cfg = self.config
-        splits = cfg.walkforward.splits(horizon=horizon_of(pred.target))
+        splits = dataclasses.replace(cfg.walkforward, horizon=horizon_of(pred.target))
         return run_walk_forward(
             self.feature_paths[symbol],
             predictor=pred.predictor,
@@ -417,13 +418,14 @@ class _Pipeline:
                 bar.update(1)
 
     def _locate(self, exc: ConfigError) -> ConfigError:
-        """A strategy or sizer parameter refused at backtest time, named by its config key."""
+        """A strategy or sizer parameter refused at backtest time, named by its config key
+        (``param=``; ``column=`` too, which user strategies written before it carry)."""
         cfg = self.config
-        column = exc.column
-        if column in cfg.strategy.params:
-            path = f"strategy.params.{column}"
-        elif column in cfg.sizing.params:
-            path = f"sizing.params.{column}"
+        param = exc.param or exc.column
+        if param in cfg.strategy.params:
+            path = f"strategy.params.{param}"
+        elif param in cfg.sizing.params:
+            path = f"sizing.params.{param}"
         else:
             return exc
         return ConfigError(f"{path}: {exc.problem}", file=cfg.source, fix=exc.fix)
@@ -714,33 +716,16 @@ def configured_backtest(
     """`run_backtest` of the configured strategy, sizer and broker on `feeds` (symbol → feed):
     the one place a configuration becomes a Cerebro, so the backtest stage and paper trading
     (`mlstrat.paper`, live feeds and a journal analyzer) cannot drift apart."""
-    from mlstrat.backtest import load_strategy, run_backtest
+    from mlstrat.backtest import run_backtest
 
-    strategy_cls = load_strategy(
-        config.strategy.cls,
-        base=None if config.strategy.base is None else str(config.strategy.base),
-    )
-    sizer = None
-    if config.sizing.cls is not None:
-        from mlstrat.config import _Parser
-
-        sizer = _Parser(config.strategy.base or Path.cwd(), config.source).sizer_class(
-            config.sizing.cls
-        )
     resolved = config.to_dict()
     return run_backtest(
         feeds,
-        strategy_cls,
+        config.strategy.strategy_class(),  # imported once, when the configuration was read
         config.strategy.params,
-        sizer=sizer,
+        sizer=config.sizing.sizer_class(),
         sizer_params=config.sizing.params,
-        cash=config.broker.cash,
-        commission=config.broker.commission,
-        fixed_commission=config.broker.fixed_commission,
-        slippage=config.broker.slippage,
-        fill=config.broker.fill,
-        cheat_on_open=config.broker.cheat_on_open,
-        slippage_cap=config.broker.slippage_cap,
+        broker=config.broker,
         folds=folds,
         feature_importance=feature_importance,
         analyzers=analyzers,
@@ -797,6 +782,7 @@ def run_experiment(
     """
     started = time.perf_counter()
     cfg = _as_config(config, overrides)
+    _build_predictors(cfg)
     out = _out_dir(cfg, out)
     _refuse_inputs_inside(cfg, out)
     try:
@@ -808,6 +794,22 @@ def run_experiment(
         if error is None:
             raise
         raise error from None
+
+
+def _build_predictors(cfg: RunConfig) -> None:
+    """Build every configured predictor once, unfitted, before anything runs or is written.
+
+    Parsing checked the parameter names against each constructor's signature without
+    building anything; the constructors check the values. A refused value stops the run
+    here, named by its configuration key (``predictors[1].params.dropout``)."""
+    from mlstrat.predictors.registry import create_predictor
+
+    for i, pred in enumerate(cfg.predictors):
+        try:
+            create_predictor(pred.predictor, **pred.params)
+        except ConfigError as exc:
+            key = f"predictors[{i}].params" + (f".{exc.param}" if exc.param else "")
+            raise ConfigError(f"{key}: {exc.problem}", file=cfg.source, fix=exc.fix) from None
 
 
 def _out_dir(cfg: RunConfig, out: str | Path | None) -> Path:

@@ -67,12 +67,12 @@ class TierTable:
     ) -> None:
         tiers = [tuple(t) for t in tiers]
         if not tiers:
-            raise ConfigError("no confidence tiers given", column="tiers", fix="give at least one")
+            raise ConfigError("no confidence tiers given", param="tiers", fix="give at least one")
         names = list(names) if names is not None else _default_names(len(tiers))
         if len(names) != len(tiers):
             raise ConfigError(
                 f"{len(tiers)} tiers but {len(names)} tier names",
-                column="tier_names",
+                param="tier_names",
                 fix="give one name per tier",
             )
         built = []
@@ -80,14 +80,14 @@ class TierTable:
             if len(tier) != 2:
                 raise ConfigError(
                     f"tier {tier!r} is not a (confidence, fraction) pair",
-                    column="tiers",
+                    param="tiers",
                     fix="write tiers as ((0.60, 0.25), (0.65, 0.5), (0.80, 1.0))",
                 )
             conf, frac = float(tier[0]), float(tier[1])
             if not (0.0 <= conf <= 1.0) or not (0.0 < frac <= 1.0):
                 raise ConfigError(
                     f"tier {name!r} has confidence {conf} / fraction {frac}",
-                    column="tiers",
+                    param="tiers",
                     fix="confidence in [0, 1] and fraction in (0, 1]",
                 )
             built.append(Tier(str(name), conf, frac))
@@ -95,7 +95,7 @@ class TierTable:
         if any(b <= a for a, b in zip(confs, confs[1:], strict=False)):
             raise ConfigError(
                 f"tier confidences {confs} are not strictly increasing",
-                column="tiers",
+                param="tiers",
                 fix="sort tiers from the lowest to the highest confidence",
             )
         self.tiers: tuple[Tier, ...] = tuple(built)
@@ -146,7 +146,7 @@ def _parse_multiplier(symbol: Any, value: Any) -> tuple[float, float]:
         if unknown:
             raise ConfigError(
                 f"symbol multiplier for {symbol!r} has unknown keys {sorted(unknown)}",
-                column="symbol_multipliers",
+                param="symbol_multipliers",
                 fix="use the keys 'threshold' and 'size'",
             )
         pair = (float(value.get("threshold", 1.0)), float(value.get("size", 1.0)))
@@ -157,13 +157,13 @@ def _parse_multiplier(symbol: Any, value: Any) -> tuple[float, float]:
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"symbol multiplier for {symbol!r} is {value!r}",
-                column="symbol_multipliers",
+                param="symbol_multipliers",
                 fix="give (threshold_multiplier, size_multiplier), e.g. {'BTCUSDT': (1.1, 0.8)}",
             ) from exc
     if not all(math.isfinite(x) and x > 0 for x in pair):
         raise ConfigError(
             f"symbol multipliers for {symbol!r} must be positive, got {pair}",
-            column="symbol_multipliers",
+            param="symbol_multipliers",
             fix="use positive finite multipliers",
         )
     return pair
@@ -280,7 +280,7 @@ class TieredConfidenceSizer(bt.Sizer):
         if p.method not in _METHODS:
             raise ConfigError(
                 f"sizer method {p.method!r} is unknown",
-                column="method",
+                param="method",
                 fix=f"use one of {_METHODS}",
             )
         for name, ok, fix in (
@@ -300,12 +300,12 @@ class TieredConfidenceSizer(bt.Sizer):
         ):
             if not ok:
                 raise ConfigError(
-                    f"sizer {name}={getattr(p, name)!r} is invalid", column=name, fix=fix
+                    f"sizer {name}={getattr(p, name)!r} is invalid", param=name, fix=fix
                 )
         if p.target_vol is not None and not p.target_vol > 0:
             raise ConfigError(
                 f"sizer target_vol={p.target_vol!r} is invalid",
-                column="target_vol",
+                param="target_vol",
                 fix="a positive volatility, or None to switch volatility targeting off",
             )
         self.table = TierTable(p.tiers, p.tier_names, p.symbol_multipliers)

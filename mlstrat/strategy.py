@@ -41,7 +41,6 @@ strategy; MLStrategy adds tier and exit-reason tags.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +51,7 @@ import pandas as pd
 
 from mlstrat.broker import raw_fill_price
 from mlstrat.errors import ConfigError
+from mlstrat.features.targets import Target
 from mlstrat.report.result import FILL_COLUMNS, TRADE_COLUMNS
 from mlstrat.sizing import TierTable, symbol_of
 
@@ -226,22 +226,22 @@ class MLStrategy(bt.Strategy):
             if value is not None and not (0 < value < 1):
                 raise ConfigError(
                     f"{name}={value!r} must be a fraction in (0, 1)",
-                    column=name,
+                    param=name,
                     fix="e.g. 0.02 for 2 % away from the entry reference price",
                 )
         if p.stop_loss and p.trail_percent:
             raise ConfigError(
                 "stop_loss and trail_percent both set",
-                column="trail_percent",
+                param="trail_percent",
                 fix="choose a fixed stop or a trailing stop",
             )
         if p.max_hold_bars is not None and int(p.max_hold_bars) < 1:
             raise ConfigError(
-                f"max_hold_bars={p.max_hold_bars!r} must be ≥ 1", column="max_hold_bars"
+                f"max_hold_bars={p.max_hold_bars!r} must be ≥ 1", param="max_hold_bars"
             )
         if int(p.cooldown_bars) < 0:
             raise ConfigError(
-                f"cooldown_bars={p.cooldown_bars!r} must be ≥ 0", column="cooldown_bars"
+                f"cooldown_bars={p.cooldown_bars!r} must be ≥ 0", param="cooldown_bars"
             )
 
     # ------------------------------------------------------------------ setup
@@ -533,9 +533,10 @@ def bt_times_to_utc(values: Any) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True).as_unit("ns"), name="timestamp")
 
 
-_TARGET_PATTERNS = (
-    ("target", re.compile(r"^(direction|three_class)_\d+$")),
-    ("forward_return", re.compile(r"^forward_return_\d+$")),
+#: Record column → the target kinds whose first feed line fills it when not named.
+_RECORDED_TARGETS = (
+    ("target", ("direction", "three_class")),
+    ("forward_return", ("forward_return",)),
 )
 
 
@@ -642,13 +643,19 @@ class PredictionRecorder(bt.Analyzer):
             }
         )
         aliases = data.lines.getlinealiases()
-        for column, pattern in _TARGET_PATTERNS:
+        for column, kinds in _RECORDED_TARGETS:
             name = getattr(self.p, f"{column}_line")
             if name is None:
-                name = next((a for a in aliases if pattern.match(a)), None)
+                name = next((a for a in aliases if _target_kind(a) in kinds), None)
             if name is not None and _line(data, name) is not None:
                 frame[column] = values(name)
         return frame
+
+
+def _target_kind(name: str) -> str | None:
+    """Kind of the target a feed line holds (`direction_1` → "direction"); None otherwise."""
+    target = Target.from_name(name)
+    return None if target is None else target.kind
 
 
 class TradeLog(bt.Analyzer):

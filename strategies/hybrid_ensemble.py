@@ -46,7 +46,7 @@ class HybridEnsemble(MLStrategy):
             if len(lines) < 2 or any(line is None for line in lines):
                 raise ConfigError(
                     f"hybrid strategy needs at least two member probability lines, found {list(names)}",
-                    column="member_lines",
+                    param="member_lines",
                     fix="join the hybrid predictor's proba_up_<i>_<name> columns or set member_lines",
                 )
             self._members[data] = lines

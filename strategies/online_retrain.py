@@ -68,7 +68,7 @@ class OnlineRetrain(WalkForwardStrategy):
             if not p.feature_lines:
                 raise ConfigError(
                     "the feed has no feature lines to learn from",
-                    column="feature_lines",
+                    param="feature_lines",
                     fix="build the feed from a feature frame or set feature_lines",
                 )
         super().__init__()

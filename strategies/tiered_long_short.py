@@ -41,7 +41,7 @@ class TieredLongShort(MLStrategy):
         if self.p.min_tier not in names:
             raise ConfigError(
                 f"min_tier {self.p.min_tier!r} is not a tier",
-                column="min_tier",
+                param="min_tier",
                 fix=f"one of {names}",
             )
         self._allowed = set(names[names.index(self.p.min_tier) :])

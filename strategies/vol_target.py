@@ -48,7 +48,7 @@ class VolTarget(MLStrategy):
         if self.p.signal_source not in ("trend", "model"):
             raise ConfigError(
                 f"signal_source {self.p.signal_source!r} is unknown",
-                column="signal_source",
+                param="signal_source",
                 fix="use 'trend' or 'model'",
             )
         if self.p.signal_source == "trend":

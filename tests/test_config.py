@@ -21,6 +21,7 @@ from mlstrat.config import (
     parse_config,
 )
 from mlstrat.errors import ConfigError
+from mlstrat.run import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "datasets" / "BTCUSDT-1h.parquet"
@@ -71,7 +72,7 @@ def test_valid_config_is_typed_with_defaults_filled():
     assert cfg.broker.fill == "next_open" and cfg.broker.slippage == 0.0
     assert (cfg.seed, cfg.n_jobs, cfg.backend) == (42, -1, "loky")
     assert [p.name for p in cfg.signal_predictors] == ["a", "h"]
-    assert pd.Timedelta(cfg.walkforward.splits().describe()["train"]) == pd.Timedelta(days=60)
+    assert pd.Timedelta(cfg.walkforward.describe()["train"]) == pd.Timedelta(days=60)
 
 
 @pytest.mark.parametrize(
@@ -146,9 +147,14 @@ def test_unknown_keys_name_their_path_and_the_allowed_keys(mutate, path, allowed
             "kind:horizon",
         ),
         (
-            lambda r: r["predictors"][1]["params"]["members"][1][1].update(dropout=[0.1, 0.2]),
-            "predictors[1].params.members[1][1]",
-            "dropout",
+            lambda r: r["predictors"][1]["params"]["members"][1][1].update(layers=[4]),
+            "predictors[1].params.members[1][1].layers",
+            "units",
+        ),
+        (
+            lambda r: r["predictors"][1]["params"].update(members=[["xgboost"]]),
+            "predictors[1].params.members[0]",
+            "pair",
         ),
     ],
 )
@@ -159,6 +165,45 @@ def test_bad_values_name_their_path_and_the_allowed_values(mutate, path, expecte
     assert err.problem.startswith(f"{path}: ")
     assert expected in (err.fix or "") or expected in err.problem
     assert "\n" not in str(err)
+
+
+def test_parsing_checks_predictor_params_without_building_a_model(monkeypatch):
+    import functools
+
+    from mlstrat.predictors.registry import get_predictor
+
+    built: list[str] = []
+    for name in ("xgboost", "hybrid", "lstm"):
+        cls = get_predictor(name)
+
+        @functools.wraps(cls.__init__)  # keeps the signature the parser reads
+        def refuse(self, *args, _name=name, **kwargs):
+            built.append(_name)
+            raise AssertionError(f"parsing built a {_name}")
+
+        monkeypatch.setattr(cls, "__init__", refuse)
+    raw = base_raw()
+    raw["predictors"][0]["params"]["task"] = "three_class"  # read from the params, not a model
+    raw["features"]["targets"].append("three_class:1:0.002")
+    cfg = parse(raw)
+    assert built == []
+    assert [p.task for p in cfg.predictors] == ["three_class", "direction"]
+    assert cfg.predictors[0].target == "three_class_1"
+    assert cfg.predictors[1].fit_targets == ()  # both hybrid members learn direction here
+    raw["predictors"][0]["params"]["max_dept"] = 4  # names are still checked, from the signature
+    assert error_of(raw).problem.startswith("predictors[0].params.max_dept: unknown key")
+
+
+def test_bad_parameter_values_stop_the_run_before_anything_is_written(tmp_path):
+    raw = base_raw()
+    raw["predictors"][1]["params"]["members"][1][1].update(dropout=[0.1, 0.2])
+    cfg = parse(raw)  # the names are right; the lstm constructor refuses the value
+    with pytest.raises(ConfigError) as info:
+        run_experiment(cfg, tmp_path / "out", progress=False)
+    err = info.value
+    assert err.problem.startswith("predictors[1].params.members[1][1]: member 1 (lstm): dropout")
+    assert err.file == str(REPO / "x.yaml") and "dropout=" in err.fix
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
 
 
 def test_targets_must_match_what_the_model_learns():

@@ -4,29 +4,30 @@
 `load_bars`, the command-line flags of every command that reads candle files
 (`--on-duplicate keep_last`), the keys of a run configuration's data files
 (`on_duplicate: keep_last`) and the way fix hints name them are all generated from its
-fields and their metadata (help, choices, flag, config key). Add an option here and
-every interface has it.
+fields and their metadata (help, choices, flag, config key; see `mlstrat.sections`, which
+every configuration section shares). Add an option here and every interface has it.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from mlstrat.errors import (
-    CliSyntax,
-    ConfigError,
-    ConfigSyntax,
-    DataQualityWarning,
-    fix_syntax,
-    option_fix,
+from mlstrat.errors import CliSyntax, ConfigSyntax, DataQualityWarning, fix_syntax
+from mlstrat.sections import (
+    add_arguments,
+    check,
+    flag_of,
+    from_args,
+    key_of,
+    reject_unknown,
+    setting,
 )
 
 FORMATS = ("parquet", "feather", "json", "csv", "binance", "cdd", "yahoo")
@@ -36,22 +37,6 @@ SPIKE_POLICIES = (*POLICIES, "clip")
 DUPLICATE_POLICIES = ("error", "keep_first", "keep_last", "drop_all")
 EXACT_DUPLICATE_POLICIES = ("drop", "error")
 NEGATIVE_VOLUME_POLICIES = ("error", "drop")
-
-
-def _option(
-    default: Any,
-    help: str,
-    *,
-    choices: tuple[str, ...] | None = None,
-    kind: type = str,
-    flag: str | None = None,
-    key: str | None = None,
-    metavar: str | None = None,
-) -> Any:
-    """A DataOptions field: its default plus what each interface needs to present it."""
-    meta = {"help": help, "choices": choices, "kind": kind, "flag": flag, "key": key}
-    meta["metavar"] = metavar
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -65,98 +50,76 @@ class DataOptions:
     DataQualityWarning, whatever the policy.
     """
 
-    symbol: str | None = _option(
+    symbol: str | None = setting(
         None, "symbol to record (default: the file's symbol column or its name)", metavar="SYM"
     )
-    timeframe: str | None = _option(
+    timeframe: str | None = setting(
         None, 'bar size, e.g. "1h" (default: the modal bar spacing)', metavar="TF"
     )
-    fmt: str = _option(
+    fmt: str = setting(
         "auto", "file format; auto detects it", choices=("auto", *FORMATS), key="format"
     )
-    tz: str | None = _option(
+    tz: str | None = setting(
         None, 'zone of zone-less timestamps, e.g. "UTC" or "America/New_York"', metavar="ZONE"
     )
-    sort: bool = _option(False, "sort out-of-order rows by time instead of refusing", kind=bool)
-    calendar: str = _option(
+    sort: bool = setting(False, "sort out-of-order rows by time instead of refusing", kind=bool)
+    calendar: str = setting(
         "auto",
         "trading calendar gaps are counted against: 24/7, business (weekdays) or session "
         "(weekdays, the file's own trading hours); auto infers it",
         choices=CALENDARS,
     )
-    adjust: bool = _option(
+    adjust: bool = setting(
         False,
         "Yahoo files: scale open/high/low/close by Adj Close / Close (splits and dividends) "
         "and volume by its inverse; off by default, prices stay as traded",
         kind=bool,
     )
-    on_duplicate: str = _option(
+    on_duplicate: str = setting(
         "error",
         "rows with the same timestamp but different values: keep the first or last in FILE "
         "order, drop them all (drop_all), or stop",
         choices=DUPLICATE_POLICIES,
     )
-    on_exact_duplicate: str = _option(
+    on_exact_duplicate: str = setting(
         "drop",
         "rows repeated exactly: keep one copy (drop) or stop",
         choices=EXACT_DUPLICATE_POLICIES,
     )
-    on_time_mismatch: str = _option(
+    on_time_mismatch: str = setting(
         "error",
         "rows whose text date and epoch time disagree (CryptoDataDownload): the epoch is used",
         choices=POLICIES,
     )
-    on_negative_volume: str = _option(
+    on_negative_volume: str = setting(
         "error", "bars with negative volume", choices=NEGATIVE_VOLUME_POLICIES
     )
-    on_placeholder: str = _option(
+    on_placeholder: str = setting(
         "flag",
         "exchange placeholder bars (open = high = low = close, volume 0) around outages",
         choices=POLICIES,
     )
-    on_spike: str = _option(
+    on_spike: str = setting(
         "flag",
         "single-print price spikes (a price 3x or more away from the local median close)",
         choices=SPIKE_POLICIES,
     )
-    on_zero_volume: str = _option(
+    on_zero_volume: str = setting(
         "keep", "other bars with zero volume (no trades, or volume not reported)", choices=POLICIES
     )
-    on_incomplete: str = _option(
+    on_incomplete: str = setting(
         "drop",
         "a last bar with under 10%% of the recent median volume (a candle still forming)",
         choices=POLICIES,
     )
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            choices = spec.metadata["choices"]
-            if choices and value not in choices:
-                close = difflib.get_close_matches(str(value), choices, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(
-                    f"{spec.name}={value!r} is not one of {', '.join(choices)}{hint}",
-                    fix=option_fix(spec.name, *choices[:3]),
-                )
-            if spec.metadata["kind"] is bool and not isinstance(value, bool):
-                raise ConfigError(
-                    f"{spec.name}={value!r} is not true or false", fix=option_fix(spec.name, True)
-                )
-            if value is not None and spec.metadata["kind"] is str and not isinstance(value, str):
-                raise ConfigError(f"{spec.name}={value!r} is not a string")
+        check(self)
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> DataOptions:
         """Options from keyword arguments; an unknown name is a ConfigError naming close ones."""
-        known = option_names()
-        for name in options:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(
-                    f"unknown data option {name!r}{hint}", fix=f"use one of {', '.join(known)}"
-                )
+        reject_unknown(options, option_names(), "data option")
         return cls(**options)
 
     def replace(self, **changes: Any) -> DataOptions:
@@ -178,16 +141,18 @@ def option_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(DataOptions))
 
 
+def _spec(name: str) -> Any:
+    return next(f for f in fields(DataOptions) if f.name == name)
+
+
 def cli_flag(name: str) -> str:
     """`--on-duplicate` for `on_duplicate` (or the flag the declaration names)."""
-    spec = next(f for f in fields(DataOptions) if f.name == name)
-    return spec.metadata["flag"] or "--" + name.replace("_", "-")
+    return flag_of(_spec(name))
 
 
 def config_key(name: str) -> str:
     """`on_duplicate` for `on_duplicate`; `format` for `fmt`."""
-    spec = next(f for f in fields(DataOptions) if f.name == name)
-    return spec.metadata["key"] or name
+    return key_of(_spec(name))
 
 
 def config_keys() -> dict[str, str]:
@@ -202,7 +167,7 @@ def option_from_key(key: str) -> str | None:
 
 def option_help(name: str) -> tuple[str, tuple[str, ...] | None, type]:
     """(help text, choices, kind) of an option."""
-    spec = next(f for f in fields(DataOptions) if f.name == name)
+    spec = _spec(name)
     return spec.metadata["help"], spec.metadata["choices"], spec.metadata["kind"]
 
 
@@ -216,33 +181,12 @@ def add_data_arguments(
     title: str | None = "data options (how candle files are read and cleaned)",
 ) -> None:
     """Add one flag per data option (`--on-duplicate`, `--tz`, ...) to `parser`."""
-    group = parser.add_argument_group(title) if title else parser
-    for spec in fields(DataOptions):
-        if spec.name in exclude:
-            continue
-        meta = spec.metadata
-        flag = cli_flag(spec.name)
-        if meta["kind"] is bool:
-            group.add_argument(flag, dest=spec.name, action="store_true", help=meta["help"])
-            continue
-        help_text = meta["help"]
-        if spec.default is not None:
-            help_text += f" (default: {spec.default})"
-        group.add_argument(
-            flag,
-            dest=spec.name,
-            default=spec.default,
-            choices=meta["choices"],
-            metavar=meta["metavar"],
-            help=help_text,
-        )
+    add_arguments(parser, DataOptions, exclude=exclude, title=title)
 
 
 def options_from_args(args: argparse.Namespace, **overrides: Any) -> DataOptions:
     """The DataOptions a parsed command line asks for (options it lacks keep their defaults)."""
-    values = {name: getattr(args, name) for name in option_names() if hasattr(args, name)}
-    values.update(overrides)
-    return DataOptions(**values)
+    return from_args(DataOptions, args, **overrides)
 
 
 def cli_syntax() -> CliSyntax:

@@ -46,6 +46,8 @@ import pandas as pd
 from mlstrat.data.timeframe import fixed_nanos
 from mlstrat.errors import ConfigError, MlstratError
 from mlstrat.features.catalogue import bars_timeframe, compute_features
+from mlstrat.features.targets import parse_targets
+from mlstrat.sections import as_choice, as_text, check, setting
 
 Builder = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -249,6 +251,61 @@ def get_feature_set(name: str, version: int | None = None) -> FeatureSet:
 def list_feature_sets() -> list[FeatureSet]:
     """Newest version of every registered set, sorted by name."""
     return [get_feature_set(n) for n in sorted(_REGISTRY)]
+
+
+def feature_set_name(value: Any) -> str:
+    """A registered feature set's name, as a configuration gives it."""
+    return as_choice(as_text(value), sorted(_REGISTRY))
+
+
+def target_specs(value: Any) -> tuple[str, ...]:
+    """Target specs in canonical form (``direction:1`` → ``direction:1:0``); one spec may be
+    given as a plain string. A bad item is a ConfigError whose ``param`` is ``targets[i]``."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(
+            "expected a list of target specs", fix="e.g. [direction:1, forward_volatility:24]"
+        )
+    specs = []
+    for i, spec in enumerate(items):
+        try:
+            specs.append(parse_targets([as_text(spec)])[0].spec)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, param=f"targets[{i}]", fix=exc.fix) from None
+    parse_targets(specs)  # two specs naming one column
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """The ``features`` section of a run configuration: the feature set (name and version;
+    the newest when none is given) and the target specs computed beside it."""
+
+    set: str = setting("core", "feature set (mlstrat features list)", kind=feature_set_name)
+    version: int | None = setting(
+        None, "feature set version (default: the newest)", kind=int, minimum=1
+    )
+    targets: tuple[str, ...] = setting(
+        ("direction:1",), "target specs computed beside the features", kind=target_specs
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+        try:
+            fs = get_feature_set(self.set, self.version)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, param="version", fix=exc.fix) from None
+        object.__setattr__(self, "set", fs.name)
+        object.__setattr__(self, "version", fs.version)
+        object.__setattr__(self, "targets", target_specs(self.targets))
+
+    def feature_set(self) -> FeatureSet:
+        return get_feature_set(self.set, self.version)
+
+    @property
+    def target_columns(self) -> list[str]:
+        """Column names of the targets (``direction_1``, ...)."""
+        return [t.name for t in parse_targets(self.targets)]
 
 
 # --- built-in sets -------------------------------------------------------------------

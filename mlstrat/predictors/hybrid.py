@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, ModelLoadError
+from mlstrat.features.targets import task_targets
 from mlstrat.predictors.base import Prediction, Predictor
 from mlstrat.predictors.persistence import read_model_dir, training_data_info, write_model_dir
 from mlstrat.predictors.registry import create_predictor, load_predictor, register_predictor
@@ -28,7 +29,6 @@ from mlstrat.predictors.registry import create_predictor, load_predictor, regist
 MEMBERS_DIR = "members"
 _CLASSIFIER_TASKS = ("direction", "three_class")
 _NON_WORD = re.compile(r"\W")
-_TARGET_PREFIX = {"direction": "direction_", "three_class": "three_class_"}
 
 MemberSpec = tuple[str, dict[str, Any]] | Predictor
 
@@ -89,13 +89,16 @@ class HybridPredictor(Predictor):
                 fix="give one target column per member, or targets=None",
             )
         self.task = "direction"
-        self.predictors_: list[Predictor] = [self._build(spec) for spec in self.members]
+        self.predictors_: list[Predictor] = [
+            self._build(spec, i) for i, spec in enumerate(self.members)
+        ]
         self.window = max(int(getattr(p, "window", 1)) for p in self.predictors_)
         self.feature_names: list[str] = []
         self.fit_info_: dict[str, Any] = {}
 
     @staticmethod
-    def _build(spec: MemberSpec) -> Predictor:
+    def _build(spec: MemberSpec, i: int) -> Predictor:
+        """Member `i`; a parameter it refuses is named as ``members[i][1]``."""
         if isinstance(spec, Predictor):
             member = spec
         else:
@@ -106,7 +109,12 @@ class HybridPredictor(Predictor):
                     f"hybrid member {spec!r} is not a (name, params) pair",
                     fix='write members as [("xgboost", {"max_depth": 4}), ...]',
                 ) from exc
-            member = create_predictor(str(name), **dict(params or {}))
+            try:
+                member = create_predictor(str(name), **dict(params or {}))
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"member {i} ({name}): {exc.problem}", param=f"members[{i}][1]", fix=exc.fix
+                ) from exc
         if getattr(member, "task", None) not in _CLASSIFIER_TASKS:
             raise ConfigError(
                 f"hybrid member {member.name!r} has task {getattr(member, 'task', None)!r}",
@@ -137,8 +145,7 @@ class HybridPredictor(Predictor):
                     fix=f"y has: {', '.join(map(str, y.columns))}",
                 )
             return y[column]
-        prefix = _TARGET_PREFIX[member.task]
-        matches = [c for c in y.columns if str(c).startswith(prefix)]
+        matches = task_targets(y.columns, member.task)
         if len(matches) != 1:
             raise ConfigError(
                 f"cannot choose a {member.task} target for member {i} ({member.name}) "

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, DataError
+from mlstrat.sections import as_float, setting
 
 Span = int | str | pd.Timedelta | pd.DateOffset
 _MONTHS = re.compile(r"^\s*(\d+)\s*(mo|mon|month|months)\s*$", re.IGNORECASE)
@@ -149,6 +150,29 @@ def _as_index(index: Any) -> pd.DatetimeIndex:
     return index
 
 
+def span_value(value: Any) -> int | str:
+    """A window length as a configuration holds it: bars (int) or a duration/month string."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(
+            f"expected bars (int) or a duration such as '120D' or '4mo', got {value!r}"
+        )
+    parse_span(value, "value")
+    return value
+
+
+def validation_value(value: Any) -> float | int | str:
+    """A validation tail as a configuration holds it: a fraction in [0, 1), bars or a duration."""
+    if isinstance(value, float):
+        return as_float(value, 0.0, 0.999999)
+    return span_value(value)
+
+
+#: Train and test lengths of the schedule `mlstrat run` uses when a configuration gives
+#: none: four-month training windows and two-month test periods (`WalkForward()` keeps
+#: 120 and 60 days).
+RUN_SCHEDULE = {"train": "4mo", "test": "2mo"}
+
+
 @dataclass(frozen=True)
 class WalkForward:
     """Rolling (or expanding) walk-forward schedule with purge, embargo and validation tail.
@@ -164,16 +188,27 @@ class WalkForward:
         a rolling window shorter than ``train`` the early folds grow until full.
     validation: tail of each training window held out (fraction in [0, 1),
         bars, or duration). horizon: label horizon in bars (``direction_3`` → 3).
+
+    The fields but `horizon` are the ``walkforward`` section of a run configuration
+    (see `mlstrat.sections`); the run sets the horizon from each predictor's target.
     """
 
-    train: Span = "120D"
-    test: Span = "60D"
-    step: Span | None = None
-    purge: Span | None = None
-    embargo: Span = "0h"
-    expanding: bool = False
-    min_train: Span | None = None
-    validation: float | Span = 0.2
+    train: Span = setting("120D", "training window", kind=span_value)
+    test: Span = setting("60D", "test period per fold", kind=span_value)
+    step: Span | None = setting(
+        None, "distance between test starts (default: test)", kind=span_value
+    )
+    purge: Span | None = setting(
+        None, "history dropped before each boundary (default: the horizon)", kind=span_value
+    )
+    embargo: Span = setting("0h", "extra gap after the last label", kind=span_value)
+    expanding: bool = setting(False, "train from the first bar", kind=bool)
+    min_train: Span | None = setting(
+        None, "history before the first test period (default: train)", kind=span_value
+    )
+    validation: float | Span = setting(
+        0.2, "validation tail: fraction, bars or duration", kind=validation_value
+    )
     horizon: int = 1
     _spans: dict[str, Any] = field(init=False, repr=False, compare=False)
 
