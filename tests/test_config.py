@@ -345,6 +345,7 @@ def test_cli_typo_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
+@pytest.mark.slow
 def test_cli_typo_exit_code_in_a_real_process(tmp_path):
     raw = base_raw()
     raw["broker"]["fill"] = "opne"

@@ -29,6 +29,7 @@ def _io(name):
     return x, np.load(FIXTURES / f"{name}_expected.npy", allow_pickle=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", SUFFIXES)
 @pytest.mark.parametrize("name", NAMES)
 def test_every_fixture_loads_and_matches_tf215(name, suffix):
@@ -49,6 +50,7 @@ def test_keras2_files_fail_the_plain_loader_with_the_seed_error():
     assert any("time_major" in p for p in record.patches)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_weights_only_into_registered_seed000_architecture(suffix, monkeypatch):
     # Force the first two strategies to fail, as they would for an unpatchable config.

@@ -71,6 +71,7 @@ def test_walk_forward_fold_rows_are_kept_per_symbol(run):
     assert keyed[("ETHUSDT", 2)]["auc"] is not None  # filled in from the records
 
 
+@pytest.mark.slow
 def test_saved_real_run_rebuilds_through_the_cli(run, tmp_path):
     res, _ = run
     res.save(tmp_path / "saved")

@@ -26,10 +26,13 @@ from report_synth import backtrader_result, make_result
 from mlstrat.report.html import build_comparison, build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium not installed (Debian: apt-get install chromium; `make test` tries)",
-)
+pytestmark = [
+    pytest.mark.slow,  # a real browser per test
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="headless Chromium not installed (Debian: apt-get install chromium; `make test` tries)",
+    ),
+]
 
 FLAGS = [
     "--headless",

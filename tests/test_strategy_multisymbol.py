@@ -92,6 +92,7 @@ def test_simultaneous_entries_share_the_cash_without_rejections():
     check_books(res, bars, leverage=3.0)
 
 
+@pytest.mark.slow
 def test_three_symbols_from_the_shared_data_with_leverage():
     # three months of 2022's bear market from the full shared history, when it is present
     feeds, bars = feeds_from(SHARED, [("2022-04-01", "2022-06-30 23:00")] * 3)

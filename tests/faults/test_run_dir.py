@@ -88,6 +88,7 @@ def test_existing_foreign_directory_is_refused_and_untouched(reference, tmp_path
     assert tree(out) == before
 
 
+@pytest.mark.slow
 def test_user_files_added_to_a_run_directory_survive_reruns(reference, tmp_path):
     out = copy_run(reference, tmp_path)
     (out / "report" / "summary.md").write_text("my notes")
@@ -106,6 +107,7 @@ def test_user_files_added_to_a_run_directory_survive_reruns(reference, tmp_path)
     assert not (out / "report" / "xgb").exists()
 
 
+@pytest.mark.slow
 def test_user_file_inside_an_owned_folder_blocks_its_replacement(reference, tmp_path):
     out = copy_run(reference, tmp_path)
     mine = out / "report" / "xgb" / "notes.md"
@@ -387,6 +389,7 @@ def test_read_only_or_forbidden_output_is_one_line(reference, tmp_path, err, mon
     assert ("read-only" if err == errno.EROFS else "permission denied") in errtext
 
 
+@pytest.mark.slow
 def test_real_small_tmpfs_fills_up(reference, tmp_path, capsys):
     """A real full disk: a 1 MiB tmpfs (needs root and mount; skipped elsewhere)."""
     mnt = tmp_path / "tmpfs"
