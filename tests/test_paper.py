@@ -293,6 +293,29 @@ def test_report_from_a_journal_is_the_paper_sessions_result(run, candles, tmp_pa
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.parametrize(
+    "broker",
+    [{"fill": "close"}, {"cheat_on_open": True}, {"slippage_cap": "none", "fixed_commission": 1.0}],
+)
+def test_every_fill_timing_reconciles(run, candles, tmp_path, broker):
+    """The broker settings may differ from the run's (the models do not depend on them);
+    whatever they are, the session and its backtest fill alike."""
+    raw = paper_config(SAMPLE)
+    raw["broker"].update(broker)
+    config = load_config(write_yaml(tmp_path / "broker.yaml", raw))
+    first = run.boundary - 6 * HOUR
+    path = start_csv(tmp_path / "c" / "BTCUSDT-1h.csv", candles.loc[: first + 11 * HOUR])
+    journal = tmp_path / "j.sqlite"
+    run_paper(
+        config, CandleSource(path, "BTCUSDT", "1h"), journal, run_dir=run.run_dir,
+        settings=settings(history=400, start=first, until=first + 11 * HOUR), on_status=None,
+        on_event=lambda _: None,
+    )  # fmt: skip
+    assert len(read_table(journal, "SELECT 1 FROM fills")) >= 2
+    result = reconcile(journal, config, run_dir=run.run_dir)
+    assert result.ok, [str(d) for d in result.differences[:5]]
+
+
 # ---------------------------------------------------------------------------- late, duplicated, gapped
 
 

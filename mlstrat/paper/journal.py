@@ -270,11 +270,6 @@ class Journal:
         frame = pd.read_sql_query(f"SELECT * FROM {name} ORDER BY {order}", self.conn)
         return frame
 
-    def prediction_columns(self) -> list[str]:
-        """The prediction-feed columns the journal was made for."""
-        info = self.conn.execute("PRAGMA table_info(predictions)").fetchall()
-        return [row[1] for row in info if row[1] != "ts"]
-
     def bars(self) -> pd.DataFrame:
         """Every journaled bar (history and live) as Bars with a boolean ``live`` column."""
         frame = self.table("bars")

@@ -66,10 +66,6 @@ def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
-def silent_report(kind: str, message: str) -> None:
-    """A Report that drops everything (library calls that do not care)."""
-
-
 class Source(Protocol):
     """A supplier of closed bars for one symbol and timeframe."""
 
