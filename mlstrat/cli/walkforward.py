@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from mlstrat.cli.features import add_data_source
 from mlstrat.data.options import cli_command
-from mlstrat.features.cli import add_data_source
 
 
 def _span(text: str) -> int | str:
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _pairs(items: list[str]) -> dict[str, Any]:
-    from mlstrat.predictors.cli import parse_param
+    from mlstrat.cli.train import parse_param
 
     return dict(parse_param(item) for item in items)
 
@@ -74,8 +74,8 @@ def _feed_path(args: argparse.Namespace) -> str:
     """--feed, or the feed built from --data (written to OUT/features.parquet, kept with the run)."""
     from pathlib import Path
 
+    from mlstrat.cli.features import feed_from_data, one_source, target_spec
     from mlstrat.features import parse_targets, write_feature_feed
-    from mlstrat.features.cli import feed_from_data, one_source, target_spec
 
     one_source(args)
     if args.feed:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from mlstrat.broker import BrokerConfig
+from mlstrat.cli.features import add_data_source
 from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, DataError
-from mlstrat.features.cli import add_data_source
 from mlstrat.sections import add_arguments, from_args
 
 
@@ -102,7 +102,7 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 @cli_command
 def backtest_command(args: argparse.Namespace) -> int:
     from mlstrat.backtest import DEFAULT_STRATEGY, load_strategy, run_backtest
-    from mlstrat.features.cli import one_source
+    from mlstrat.cli.features import one_source
 
     one_source(args)
     source = "--feed" if args.feed else "--data"
@@ -174,7 +174,7 @@ def _feature_feed(
         return FeatureFeed.from_parquet(
             path, columns=columns, start=args.start, end=args.end, predictions=pred
         )
-    from mlstrat.features.cli import feed_from_data
+    from mlstrat.cli.features import feed_from_data
     from mlstrat.feed import _utc_or_none
 
     frame = feed_from_data(path, args, symbol=symbol)

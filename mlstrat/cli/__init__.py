@@ -18,49 +18,49 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.data.cli import add_parser
+    from mlstrat.cli.data import add_parser
 
     add_parser(sub)
 
 
 def _add_features(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.features.cli import add_parser
+    from mlstrat.cli.features import add_parser
 
     add_parser(sub)
 
 
 def _add_predictors(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.predictors.cli import add_parser
+    from mlstrat.cli.train import add_parser
 
     add_parser(sub)
 
 
 def _add_backtest(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.backtest_cli import add_parser
+    from mlstrat.cli.backtest import add_parser
 
     add_parser(sub)
 
 
 def _add_walkforward(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.walkforward.cli import add_parser
+    from mlstrat.cli.walkforward import add_parser
 
     add_parser(sub)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.run_cli import add_parser
+    from mlstrat.cli.run import add_parser
 
     add_parser(sub)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.report.cli import add_parser
+    from mlstrat.cli.report import add_parser
 
     add_parser(sub)
 
 
 def _add_paper(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.paper.cli import add_parser
+    from mlstrat.cli.paper import add_parser
 
     add_parser(sub)
 

@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mlstrat.cli.features import add_data_source
 from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, SchemaError
-from mlstrat.features.cli import add_data_source
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -110,8 +110,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _training_feed(args: argparse.Namespace) -> tuple[Path, pd.DataFrame]:
     """The feed to train on: --feed as written, or built from --data with the data options."""
+    from mlstrat.cli.features import feed_from_data, one_source, target_spec
     from mlstrat.features import parse_targets, read_feature_feed
-    from mlstrat.features.cli import feed_from_data, one_source, target_spec
 
     one_source(args)
     if args.feed:
@@ -184,7 +184,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `train` and `models` (with `models inspect` and `models upgrade`)."""
-    from mlstrat.predictors.upgrade_cli import add_parser as add_upgrade_parser
+    from mlstrat.cli.models import add_parser as add_upgrade_parser
 
     train = sub.add_parser(
         "train",
