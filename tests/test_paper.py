@@ -586,6 +586,7 @@ def session(run, candles, tmp_path) -> SimpleNamespace:
         settings=settings(history=300, start=first, until=first + 2 * HOUR), on_status=None,
         on_event=lambda _: None,
     )  # fmt: skip
+    assert read_table(journal, "SELECT COUNT(*) FROM orders")[0][0] >= 1
     return SimpleNamespace(journal=journal, csv=path, first=first)
 
 
@@ -606,6 +607,24 @@ def test_a_tampered_journal_is_a_divergence_naming_both_values(run, session):
     assert repr(first.paper) in text and repr(first.backtest) in text
     # resuming the tampered journal refuses to continue it
     with pytest.raises(IntegrityError, match="replaying the journal gives another equity.value"):
+        run_paper(
+            run.config, CandleSource(session.csv, "BTCUSDT", "1h"), session.journal,
+            run_dir=run.run_dir, settings=settings(max_bars=0), on_status=None,
+            on_event=lambda _: None,
+        )  # fmt: skip
+
+
+def test_a_deleted_order_is_missing_for_reconcile_and_for_a_restart(run, session):
+    conn = sqlite3.connect(session.journal)
+    with conn:
+        (seq, ts) = conn.execute("SELECT seq, ts FROM orders ORDER BY seq DESC LIMIT 1").fetchone()
+        conn.execute("DELETE FROM orders WHERE seq = ?", [seq])
+    conn.close()
+    result = reconcile(session.journal, run.config)
+    missing = [d for d in result.differences if d.table == "orders"]
+    assert [(d.key, d.column, d.paper) for d in missing] == [((seq,), "(row)", "(missing)")]
+    assert missing[0].ts == ts and missing[0].backtest.startswith("{seq: " + str(seq))
+    with pytest.raises(IntegrityError, match=r"gives another orders\.rows"):
         run_paper(
             run.config, CandleSource(session.csv, "BTCUSDT", "1h"), session.journal,
             run_dir=run.run_dir, settings=settings(max_bars=0), on_status=None,

@@ -304,9 +304,14 @@ class Journal:
 
     def verify(self, record: BarRecord) -> None:
         """Check a recomputed bar against its journaled rows (a restart replays the journal):
-        IntegrityError at the first value that differs."""
+        IntegrityError at the first value that differs, or a row too many or too few."""
         for table, rows in record.rows().items():
             keys = TABLE_KEYS[table]
+            (count,) = self.conn.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE ts = ?", [record.ts]
+            ).fetchone()
+            if count != len(rows):
+                raise _replay_error(table, record.ts, f"{count} rows", "rows", len(rows), self.path)
             for row in rows:
                 where = " AND ".join(f'"{k}" = ?' for k in keys)
                 stored = self.conn.execute(
@@ -465,46 +470,42 @@ class JournalRecorder(FillLog):
 
     def next(self) -> None:
         self._sync_orders()
-        data = self.data
-        ts = ts_ms(bt_times_to_utc([data.datetime[0]])[0])
-        bar = {"ts": ts, **{k: float(getattr(data, k)[0]) for k in OHLCV}, "live": 1}
-        prediction = {"ts": ts}
-        for name in self.p.columns:
-            line = getattr(data.lines, name, None)
-            prediction[name] = float("nan") if line is None else float(line[0])
-        broker = self.strategy.broker
-        position = float(broker.getposition(data).size)
-        placed = self._new_orders
+        ts = ts_ms(bt_times_to_utc([self.data.datetime[0]])[0])
+        position = float(self.strategy.broker.getposition(self.data).size)
+        placed, self._new_orders = self._new_orders, []
         action = "; ".join(f"{o['side']} {o['type']}" for o in placed) or "hold"
-        fills = [
-            {
-                "seq": row["seq"],
-                "part": row["part"],
-                "ts": ts_ms(bt_times_to_utc([row["timestamp"]])[0]),
-                "size": row["size"],
-                "price": row["price"],
-                "raw_price": row["raw_price"],
-                "commission": row["commission"],
-            }
-            for row in self._rows[self._fills_taken :]
-        ]
-        self._fills_taken = len(self._rows)
         record = BarRecord(
             ts=ts,
-            bar=bar,
-            prediction=prediction,
+            bar={"ts": ts, **{k: float(getattr(self.data, k)[0]) for k in OHLCV}, "live": 1},
+            prediction=self._prediction(ts),
             decision={"ts": ts, "position": position, "action": action, "orders": len(placed)},
-            orders=self._new_orders,
-            fills=fills,
-            equity={
-                "ts": ts,
-                "value": float(broker.getvalue()),
-                "cash": float(broker.getcash()),
-                "position": position,
-            },
+            orders=placed,
+            fills=self._take_fills(),
+            equity=self._equity(ts, position),
         )
-        self._new_orders = []
         self.p.sink(record)
+
+    def _prediction(self, ts: int) -> dict[str, Any]:
+        row: dict[str, Any] = {"ts": ts}
+        for name in self.p.columns:
+            line = getattr(self.data.lines, name, None)
+            row[name] = math.nan if line is None else float(line[0])
+        return row
+
+    def _take_fills(self) -> list[dict[str, Any]]:
+        """`FillLog` rows added since the last bar, as fills-table rows."""
+        rows = self._rows[self._fills_taken :]
+        self._fills_taken = len(self._rows)
+        keep = ("seq", "part", "size", "price", "raw_price", "commission")
+        return [
+            {"ts": ts_ms(bt_times_to_utc([row["timestamp"]])[0]), **{k: row[k] for k in keep}}
+            for row in rows
+        ]
+
+    def _equity(self, ts: int, position: float) -> dict[str, Any]:
+        broker = self.strategy.broker
+        value, cash = float(broker.getvalue()), float(broker.getcash())
+        return {"ts": ts, "value": value, "cash": cash, "position": position}
 
 
 def status_line(record: BarRecord, symbol: str) -> str:

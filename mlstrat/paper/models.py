@@ -84,18 +84,20 @@ class FoldModels:
         from mlstrat.walkforward.training import predict_rows, thresholded_signal
 
         rows = np.asarray(rows, dtype=int)
+        if not len(rows):
+            return pd.DataFrame(columns=["timestamp", *self.columns])
         which = self.fold_at(features.index[rows])
         parts = []
-        for k in np.unique(which):
-            chosen = rows[which == k]
+        breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(which) != 0)) + 1
+        for chosen, k in zip(np.split(rows, breaks), np.split(which, breaks), strict=True):
             index = features.index[chosen]
-            if k < 0:
+            if k[0] < 0:
                 parts.append(pd.DataFrame({"timestamp": index}))
                 continue
-            fold = self.folds[int(k)]
+            fold = self.folds[int(k[0])]
             model = self.model(fold)
             X = features[list(model.feature_names)]
-            pred = predict_rows(model, X, chosen)
+            pred = predict_rows(model, X, chosen)  # a contiguous run, as the walk-forward
             signal = thresholded_signal(pred, fold.thresholds)
             parts.append(prediction_frame(pred, signal, index, fold.number, fold.thresholds))
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

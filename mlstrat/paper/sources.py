@@ -290,6 +290,12 @@ class CcxtSource:
         self.symbol = symbol
         self.timeframe = normalize_timeframe(timeframe)
         self.ccxt_timeframe = ccxt_timeframe(self.timeframe)
+        offered = getattr(self.exchange, "timeframes", None) or {}
+        if offered and self.ccxt_timeframe not in offered:
+            raise ConfigError(
+                f"{exchange} has no {self.ccxt_timeframe} candles",
+                fix=f"paper-trade a run on one of {', '.join(offered)}",
+            )
         self.history = int(history)
         self.retries = int(retries)
         self.backoff = float(backoff)
@@ -441,9 +447,10 @@ class BarPolicy:
 
     on_late: a bar older than the last traded bar (it cannot be traded any more):
         "skip" it (reported, its values kept in the journal's events) or "error".
-    on_duplicate: a journaled timestamp coming back with other values: "skip" the new
-        values (the decision on that bar was made with the old ones; reported, kept in the
-        events) or "error".
+    on_duplicate: a timestamp written twice, or a traded bar coming back with other
+        values: "skip" the repeat (a traded bar keeps the values its decision was made on;
+        before trading, the last row written is used; reported, kept in the events) or
+        "error".
     on_gap: bars missing before a new bar: "wait" up to `gap_wait` seconds for them to
         arrive, then trade on; "continue" at once; or "error".
     """
