@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import importlib
 import inspect
 import os
 import re
@@ -39,12 +40,11 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mlstrat import sections
-from mlstrat.backtest import SizingConfig, StrategyConfig, bt_params, load_sizer, load_strategy
 from mlstrat.broker import BrokerConfig
 from mlstrat.data.options import config_keys
 from mlstrat.errors import ConfigError, DataError, MlstratError
@@ -54,6 +54,9 @@ from mlstrat.report.options import ReportConfig
 from mlstrat.sections import setting
 from mlstrat.userclass import spec_file, split_spec
 from mlstrat.walkforward.splits import RUN_SCHEDULE, WalkForward
+
+if TYPE_CHECKING:
+    from mlstrat.backtest import SizingConfig, StrategyConfig
 
 __all__ = [
     "BrokerConfig",
@@ -71,6 +74,22 @@ __all__ = [
     "load_yaml_text",
     "parse_config",
 ]
+
+#: Sections whose module is imported on first use: `mlstrat.backtest` pulls in backtrader,
+#: which reading a configuration (and every command that imports this module) does not need.
+_LAZY_SECTIONS = {"StrategyConfig": "mlstrat.backtest", "SizingConfig": "mlstrat.backtest"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SECTIONS:
+        return getattr(importlib.import_module(_LAZY_SECTIONS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _lazy(name: str) -> Callable[[], Any]:
+    """A default factory for lazily imported section `name` (see _LAZY_SECTIONS)."""
+    return lambda: __getattr__(name)()
+
 
 BACKENDS = ("loky", "dask")
 SIGNAL_TASKS = ("direction", "three_class", "regression")
@@ -223,10 +242,10 @@ class RunConfig:
         None, "fold schedule", kind=dict, factory=lambda: WalkForward(**RUN_SCHEDULE)
     )
     strategy: StrategyConfig = setting(
-        None, "strategy class and parameters", kind=dict, factory=StrategyConfig
+        None, "strategy class and parameters", kind=dict, factory=_lazy("StrategyConfig")
     )
     sizing: SizingConfig = setting(
-        None, "sizer and volatility source", kind=dict, factory=SizingConfig
+        None, "sizer and volatility source", kind=dict, factory=_lazy("SizingConfig")
     )
     broker: BrokerConfig = setting(None, "broker settings", kind=dict, factory=BrokerConfig)
     report: ReportConfig = setting(None, "report pages", kind=dict, factory=ReportConfig)
@@ -719,6 +738,8 @@ class _Parser:
     # -- sections -------------------------------------------------------------
 
     def run(self, raw: Any) -> RunConfig:
+        from mlstrat.backtest import SizingConfig, StrategyConfig
+
         if raw is None:
             raise self.error(
                 "", "the configuration is empty", "see configs/demo.yaml for an example"
@@ -1115,6 +1136,8 @@ class _Parser:
     def strategy_columns(
         self, raw: Mapping[str, Any], features: FeaturesConfig
     ) -> str | tuple[str, ...]:
+        from mlstrat.backtest import StrategyConfig
+
         columns = self.setting(StrategyConfig, "columns", raw, "strategy")
         if isinstance(columns, str):
             return columns
@@ -1131,6 +1154,8 @@ class _Parser:
         self, raw: Mapping[str, Any], spec: str, columns: str | tuple[str, ...]
     ) -> StrategyConfig:
         """The strategy section, importing the class and checking its params against it."""
+        from mlstrat.backtest import StrategyConfig, bt_params, load_strategy
+
         cls = self.user_class(load_strategy, spec, "strategy.class")
         params = self.mapping(raw.get("params"), "strategy.params", bt_params(cls))
         absolute, file = self.absolute_spec(spec)
@@ -1140,6 +1165,7 @@ class _Parser:
         self, raw: Mapping[str, Any], spec: str | None, strategy_cls: type, volatility: str | None
     ) -> SizingConfig:
         """The sizing section; a sizer file is imported here (the strategy's is not re-run)."""
+        from mlstrat.backtest import SizingConfig, bt_params, load_sizer
         from mlstrat.sizing import TieredConfidenceSizer
 
         if spec is None:
