@@ -572,6 +572,20 @@ def test_ccxt_missing_is_a_config_error_naming_the_extra(monkeypatch):
         CcxtSource("binance", "BTCUSDT", "1h")
 
 
+def test_the_package_loads_lazily_and_reconcile_is_the_function():
+    """`mlstrat --help` registers the paper commands without importing backtrader for them,
+    and `mlstrat.paper.reconcile` is the function even when another name of its submodule
+    was loaded first (importing the submodule binds the package attribute to the module)."""
+    code = (
+        "import sys, mlstrat.cli.paper, mlstrat.paper as p; "
+        "assert 'mlstrat.paper.engine' not in sys.modules; "
+        "from mlstrat.paper import journal_result; from mlstrat.paper import reconcile; "
+        "assert callable(reconcile) and p.reconcile is reconcile, reconcile"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 # ---------------------------------------------------------------------------- faults
 
 
