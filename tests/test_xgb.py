@@ -288,8 +288,8 @@ def test_opt_in_mean_fill_uses_training_means(btc, fitted):
 
 @pytest.fixture
 def only_predictor_cli(monkeypatch):
-    """mlstrat.cli with just this package's subcommands (others may still be in progress)."""
-    monkeypatch.setattr(mlstrat_cli, "REGISTRARS", [mlstrat_cli._add_predictors])
+    """mlstrat.cli with just the subcommands this file tests."""
+    monkeypatch.setattr(mlstrat_cli, "COMMANDS", ("train", "models"))
 
 
 def test_models_inspect_ok_and_tampered(fitted, tmp_path, capsys, only_predictor_cli):

@@ -1,90 +1,44 @@
 """The `mlstrat` command: a thin shell over the library.
 
-Each subcommand is a small function taking parsed arguments; errors of type
-MlstratError become one line on stderr and exit code 2.
+Each subcommand is one module of this package (listed in `COMMANDS`) with a
+small handler taking parsed arguments; errors of type MlstratError become one
+line on stderr and exit code 2. Modules are imported only to build the parser,
+and heavy libraries only inside the handler that runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from mlstrat import __version__
 from mlstrat.errors import MlstratError
 from mlstrat.fileio import storage_error
 
-Handler = Callable[[argparse.Namespace], int | None]
-
-
-def _add_data(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.data import add_parser
-
-    add_parser(sub)
-
-
-def _add_features(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.features import add_parser
-
-    add_parser(sub)
-
-
-def _add_predictors(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.train import add_parser
-
-    add_parser(sub)
-
-
-def _add_backtest(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.backtest import add_parser
-
-    add_parser(sub)
-
-
-def _add_walkforward(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.walkforward import add_parser
-
-    add_parser(sub)
-
-
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.run import add_parser
-
-    add_parser(sub)
-
-
-def _add_report(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.report import add_parser
-
-    add_parser(sub)
-
-
-def _add_paper(sub: argparse._SubParsersAction) -> None:
-    from mlstrat.cli.paper import add_parser
-
-    add_parser(sub)
-
-
-# One registration function per subcommand family; each adds its parser and
-# sets `func` through parser.set_defaults(func=handler).
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_data,
-    _add_features,
-    _add_predictors,
-    _add_backtest,
-    _add_walkforward,
-    _add_run,
-    _add_report,
-    _add_paper,
-]
+#: The subcommands, in the order `mlstrat --help` lists them; each is the module
+#: mlstrat.cli.<name>, whose add_parser(sub) adds its parser and sets `func=` on it.
+COMMANDS: tuple[str, ...] = (
+    "data",
+    "features",
+    "train",
+    "models",
+    "backtest",
+    "walkforward",
+    "run",
+    "report",
+    "paper",
+    "reconcile",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlstrat", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mlstrat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for register in REGISTRARS:
-        register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"mlstrat.cli.{name}").add_parser(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstrat.broker import BrokerConfig
-from mlstrat.cli.features import add_data_source
+from mlstrat.cli.common import add_data_source
 from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, DataError
 from mlstrat.sections import add_arguments, from_args
@@ -80,29 +80,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=backtest_command)
 
 
-def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
-    """KEY=VALUE strings → dict with YAML-typed values (numbers, booleans, null, lists).
-
-    Values are read like a configuration file, within its limits (size, aliases, depth).
-    """
-    from mlstrat.config import load_yaml_text
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{what} {item!r} is not KEY=VALUE", fix="e.g. allow_short=true")
-        try:
-            out[key.strip()] = load_yaml_text(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{what} {key.strip()}: {exc.problem}", fix=exc.fix) from None
-    return out
-
-
 @cli_command
 def backtest_command(args: argparse.Namespace) -> int:
     from mlstrat.backtest import DEFAULT_STRATEGY, load_strategy, run_backtest
-    from mlstrat.cli.features import one_source
+    from mlstrat.cli.common import one_source, parse_assignments
 
     one_source(args)
     source = "--feed" if args.feed else "--data"
@@ -174,7 +155,7 @@ def _feature_feed(
         return FeatureFeed.from_parquet(
             path, columns=columns, start=args.start, end=args.end, predictions=pred
         )
-    from mlstrat.cli.features import feed_from_data
+    from mlstrat.cli.common import feed_from_data
     from mlstrat.feed import _utc_or_none
 
     frame = feed_from_data(path, args, symbol=symbol)

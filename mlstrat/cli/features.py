@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from mlstrat.data.options import add_data_arguments, cli_command, options_from_args
 from mlstrat.errors import ConfigError
 
@@ -106,66 +104,3 @@ def _summary(path: Path, feed, feature_columns) -> str:
         f"wrote {path}: {len(feed)} rows, {len(feature_columns(feed))} features "
         f"({meta['feature_set']} v{meta['set_version']}), targets {', '.join(meta['targets'])}"
     )
-
-
-# ---------------------------------------------------------------- candle files for other commands
-
-
-def add_data_source(parser: argparse.ArgumentParser, *, repeat: bool = False) -> None:
-    """`--data FILE` (candles, instead of --feed), `--set` and every data option.
-
-    Commands that take a feature feed (train, walkforward, backtest) can start from a
-    candle file instead: the feed is built with `--set` and the data options, exactly as
-    `mlstrat features` would build it.
-    """
-    parser.add_argument(
-        "--data",
-        action="append" if repeat else "store",
-        metavar="FILE",
-        help="candle file instead of --feed"
-        + (" (repeat per symbol)" if repeat else "")
-        + ": the feature feed is built from it with --set and the data options",
-    )
-    parser.add_argument(
-        "--set",
-        dest="feature_set",
-        default="core",
-        help="feature set built from --data (default: core)",
-    )
-    add_data_arguments(parser, exclude=("symbol",) if repeat else ())
-
-
-def one_source(args: argparse.Namespace) -> None:
-    """Exactly one of --feed and --data, or a ConfigError saying so."""
-    if bool(args.feed) == bool(args.data):
-        raise ConfigError(
-            "give either --feed (a feature feed) or --data (a candle file)",
-            fix="--feed FILE from `mlstrat features`, or --data FILE with --set",
-        )
-
-
-def feed_from_data(
-    path: str | Path,
-    args: argparse.Namespace,
-    targets: tuple[str, ...] = (),
-    symbol: str | None = None,
-) -> pd.DataFrame:
-    """The feature feed of a candle file, built in memory with the command's data options."""
-    from mlstrat.features import build_feature_feed
-    from mlstrat.features.feed_io import load_source
-
-    given = getattr(args, "symbol", None)
-    symbol = symbol or (given if isinstance(given, str) else None)  # backtest's --symbol is a list
-    bars = load_source(path, **options_from_args(args, symbol=symbol).as_dict())
-    return build_feature_feed(bars, args.feature_set, targets)
-
-
-def target_spec(text: str) -> str:
-    """A target spec from a spec or a column name: `direction_4` gives `direction:4`."""
-    from mlstrat.features.targets import KINDS
-
-    for kind in KINDS:
-        prefix = f"{kind}_"
-        if text.startswith(prefix) and text[len(prefix) :].isdigit():
-            return f"{kind}:{text[len(prefix) :]}"
-    return text

@@ -1,12 +1,78 @@
-"""`mlstrat models upgrade OLD --out DIR`: convert an older Keras model to a model directory."""
+"""`mlstrat models`: inspect a saved model directory, or upgrade an older Keras model to one.
+
+mlstrat models inspect models/btc-xgb
+mlstrat models upgrade old_model.h5 --out models/upgraded --features names.json
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from mlstrat.errors import ConfigError, SchemaError
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from mlstrat.predictors.persistence import verify_model_dir
+
+    report = verify_model_dir(args.dir)
+    meta = report.metadata
+    if args.json:
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return 0
+    training = meta.get("training") or {}
+    versions = meta.get("versions") or {}
+    lines = [
+        f"model        {report.path}",
+        f"predictor    {meta.get('predictor')}  (task {meta.get('task')}, "
+        f"window {meta.get('window')}, format {meta.get('format_version')})",
+        f"created      {meta.get('created_at')}  by mlstrat {versions.get('mlstrat')}",
+        "versions     " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
+    ]
+    features = meta.get("feature_names") or []
+    if features:
+        shown = ", ".join(features[:8]) + (", ..." if len(features) > 8 else "")
+        lines.append(f"features     {len(features)}: {shown}")
+    if training:
+        period = f"{training.get('train_start')} .. {training.get('train_end')}"
+        lines.append(
+            f"trained on   {training.get('n_rows')} rows, {period}, target {training.get('target')}"
+        )
+        if training.get("data_sha256"):
+            lines.append(f"data sha256  {training['data_sha256']}")
+    if meta.get("members"):
+        lines.append(
+            "members      "
+            + ", ".join(
+                f"{m.get('name')} (w={_fmt(w)})"
+                for m, w in zip(meta["members"], meta.get("normalized_weights") or [], strict=False)
+            )
+        )
+    if meta.get("best_iteration") is not None:
+        lines.append(f"best iter    {meta['best_iteration']}")
+    metrics = meta.get("validation_metrics") or {}
+    if metrics:
+        lines.append("validation   " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
+    if "saved_model" in (meta.get("requires_trust") or []):
+        lines.append(
+            "trust        holds a TensorFlow SavedModel: loading it runs its graph, so it loads "
+            "only with trust_saved_model=True"
+        )
+    lines.append(f"manifest     OK, {len(report.files_checked)} files verified (sha256)")
+    if report.extra_files:
+        lines.append(
+            f"note         files not in the manifest (never read): {', '.join(report.extra_files)}"
+        )
+    print("\n".join(lines))
+    return 0
 
 
 def _names(path: str | None) -> list[str] | None:
@@ -94,7 +160,20 @@ def _architecture(name: str | None, params: str | None) -> tuple[str, dict] | No
     return name, parsed
 
 
-def add_parser(models_sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `mlstrat models` with its `inspect` and `upgrade` commands."""
+    models = sub.add_parser("models", help="inspect saved model directories")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    inspect = models_sub.add_parser(
+        "inspect", help="print a model's metadata and verify its manifest"
+    )
+    inspect.add_argument("dir", help="model directory")
+    inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+    inspect.set_defaults(func=_inspect)
+    _add_upgrade(models_sub)
+
+
+def _add_upgrade(models_sub: argparse._SubParsersAction) -> None:
     """Register `models upgrade` under the `models` command."""
     p = models_sub.add_parser("upgrade", help="convert an older Keras model to a model directory")
     p.add_argument("old", help="legacy .h5 / .keras file or SavedModel directory")

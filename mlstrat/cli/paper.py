@@ -1,8 +1,7 @@
-"""`mlstrat paper` and `mlstrat reconcile`: paper-trade a run's strategy, then prove it agrees.
+"""`mlstrat paper`: paper-trade a run's strategy on closed bars (`mlstrat reconcile` checks it).
 
 mlstrat paper configs/demo.yaml --source user_data/data/binance --journal paper.sqlite
 mlstrat paper configs/demo.yaml --source ccxt:binance --journal paper.sqlite
-mlstrat reconcile paper.sqlite --config configs/demo.yaml
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ from mlstrat.paper.sources import DUPLICATE_POLICIES, GAP_POLICIES, LATE_POLICIE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `mlstrat paper` and `mlstrat reconcile` on the top-level subparsers."""
+    """Register `mlstrat paper` on the top-level subparsers."""
     _add_paper(sub)
-    _add_reconcile(sub)
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -99,34 +97,6 @@ def _add_paper(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=paper_command)
 
 
-def _add_reconcile(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "reconcile",
-        help="backtest a paper journal's window from its bars and compare bar by bar",
-        description=(
-            "Backtest the bars a paper session traded (features, fold-model predictions, "
-            "strategy, sizer and broker as the backtest stage builds them) and compare "
-            "predictions, decisions, orders, fills and equity with the journal, bar by bar. "
-            "Exit 0 when they agree; otherwise the first divergence with both sides' values "
-            "(exit 2)."
-        ),
-    )
-    p.add_argument("journal", type=Path, help="SQLite journal written by `mlstrat paper`")
-    p.add_argument("--config", required=True, type=Path, help="the session's configuration")
-    p.add_argument("--run", type=Path, metavar="DIR", help="run directory (default: the journal's)")
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=0.0,
-        metavar="REL",
-        help="relative difference allowed between numbers (default 0: exact)",
-    )
-    p.add_argument(
-        "--show", type=int, default=10, metavar="N", help="differences to list (default 10)"
-    )
-    p.set_defaults(func=reconcile_command)
-
-
 def paper_command(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -175,20 +145,6 @@ def paper_command(args: argparse.Namespace) -> int:
         f"{session.replayed} replayed; journal {session.journal}",
         flush=True,
     )
-    return 0
-
-
-def reconcile_command(args: argparse.Namespace) -> int:
-    from mlstrat.config import load_config
-    from mlstrat.paper.reconcile import reconcile
-
-    result = reconcile(
-        args.journal, load_config(args.config), run_dir=args.run, tolerance=args.tolerance
-    )
-    print(f"reconcile: {result.summary()}")
-    for difference in result.differences[: max(0, args.show)]:
-        print(f"  {difference}")
-    result.check()
     return 0
 
 

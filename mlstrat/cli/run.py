@@ -125,7 +125,7 @@ def run_command(args: argparse.Namespace) -> int:
             "no configuration given",
             fix="mlstrat run CONFIG.yaml [--out DIR] or mlstrat run --replay DIR",
         )
-    from mlstrat.cli.backtest import parse_assignments
+    from mlstrat.cli.common import parse_assignments
 
     overrides = parse_assignments(args.set, "--set")
     result = run_experiment(

@@ -1,4 +1,4 @@
-"""`mlstrat train` (fit one predictor on a feature feed) and `mlstrat models inspect`."""
+"""`mlstrat train`: fit one predictor on a feature feed and save its model directory."""
 
 from __future__ import annotations
 
@@ -6,30 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
 
-from mlstrat.cli.features import add_data_source
+from mlstrat.cli.common import add_data_source, parse_param
 from mlstrat.data.options import cli_command
 from mlstrat.errors import ConfigError, SchemaError
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """`key=value` with the value read as YAML (numbers, true/false, null, [lists], strings)."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key.isidentifier():
-        raise ConfigError(
-            f"--param {text!r} is not key=value",
-            fix="write e.g. --param n_estimators=200 --param learning_rate=0.05",
-        )
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--param {key}: cannot read value {raw!r} ({exc})") from exc
-    return key, value
 
 
 def _timestamp(text: str | None, flag: str) -> pd.Timestamp | None:
@@ -110,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _training_feed(args: argparse.Namespace) -> tuple[Path, pd.DataFrame]:
     """The feed to train on: --feed as written, or built from --data with the data options."""
-    from mlstrat.cli.features import feed_from_data, one_source, target_spec
+    from mlstrat.cli.common import feed_from_data, one_source, target_spec
     from mlstrat.features import parse_targets, read_feature_feed
 
     one_source(args)
@@ -121,71 +103,8 @@ def _training_feed(args: argparse.Namespace) -> tuple[Path, pd.DataFrame]:
     return Path(args.data), feed_from_data(args.data, args, (spec,))
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    from mlstrat.predictors.persistence import verify_model_dir
-
-    report = verify_model_dir(args.dir)
-    meta = report.metadata
-    if args.json:
-        print(json.dumps(meta, indent=2, sort_keys=True))
-        return 0
-    training = meta.get("training") or {}
-    versions = meta.get("versions") or {}
-    lines = [
-        f"model        {report.path}",
-        f"predictor    {meta.get('predictor')}  (task {meta.get('task')}, "
-        f"window {meta.get('window')}, format {meta.get('format_version')})",
-        f"created      {meta.get('created_at')}  by mlstrat {versions.get('mlstrat')}",
-        "versions     " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
-    ]
-    features = meta.get("feature_names") or []
-    if features:
-        shown = ", ".join(features[:8]) + (", ..." if len(features) > 8 else "")
-        lines.append(f"features     {len(features)}: {shown}")
-    if training:
-        period = f"{training.get('train_start')} .. {training.get('train_end')}"
-        lines.append(
-            f"trained on   {training.get('n_rows')} rows, {period}, target {training.get('target')}"
-        )
-        if training.get("data_sha256"):
-            lines.append(f"data sha256  {training['data_sha256']}")
-    if meta.get("members"):
-        lines.append(
-            "members      "
-            + ", ".join(
-                f"{m.get('name')} (w={_fmt(w)})"
-                for m, w in zip(meta["members"], meta.get("normalized_weights") or [], strict=False)
-            )
-        )
-    if meta.get("best_iteration") is not None:
-        lines.append(f"best iter    {meta['best_iteration']}")
-    metrics = meta.get("validation_metrics") or {}
-    if metrics:
-        lines.append("validation   " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
-    if "saved_model" in (meta.get("requires_trust") or []):
-        lines.append(
-            "trust        holds a TensorFlow SavedModel: loading it runs its graph, so it loads "
-            "only with trust_saved_model=True"
-        )
-    lines.append(f"manifest     OK, {len(report.files_checked)} files verified (sha256)")
-    if report.extra_files:
-        lines.append(
-            f"note         files not in the manifest (never read): {', '.join(report.extra_files)}"
-        )
-    print("\n".join(lines))
-    return 0
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `train` and `models` (with `models inspect` and `models upgrade`)."""
-    from mlstrat.cli.models import add_parser as add_upgrade_parser
-
+    """Register `mlstrat train`."""
     train = sub.add_parser(
         "train",
         help="fit one predictor on a feature feed and save its model directory",
@@ -214,13 +133,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--end", help="last timestamp to train on (UTC, inclusive)")
     add_data_source(train)
     train.set_defaults(func=_train)
-
-    models = sub.add_parser("models", help="inspect saved model directories")
-    models_sub = models.add_subparsers(dest="models_command", required=True)
-    inspect = models_sub.add_parser(
-        "inspect", help="print a model's metadata and verify its manifest"
-    )
-    inspect.add_argument("dir", help="model directory")
-    inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
-    inspect.set_defaults(func=_inspect)
-    add_upgrade_parser(models_sub)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from mlstrat.cli.features import add_data_source
+from mlstrat.cli.common import add_data_source
 from mlstrat.data.options import cli_command
 
 
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _pairs(items: list[str]) -> dict[str, Any]:
-    from mlstrat.cli.train import parse_param
+    from mlstrat.cli.common import parse_param
 
     return dict(parse_param(item) for item in items)
 
@@ -74,7 +74,7 @@ def _feed_path(args: argparse.Namespace) -> str:
     """--feed, or the feed built from --data (written to OUT/features.parquet, kept with the run)."""
     from pathlib import Path
 
-    from mlstrat.cli.features import feed_from_data, one_source, target_spec
+    from mlstrat.cli.common import feed_from_data, one_source, target_spec
     from mlstrat.features import parse_targets, write_feature_feed
 
     one_source(args)

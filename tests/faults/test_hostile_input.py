@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlstrat.cli.backtest import parse_assignments
+from mlstrat.cli.common import parse_assignments
 from mlstrat.config import (
     MAX_CONFIG_BYTES,
     MAX_YAML_EXPANDED,
