@@ -187,7 +187,7 @@ class DataConfig:
     """Input files (one per symbol) and the UTC date range cut from each."""
 
     files: tuple[DataFile, ...] = setting(
-        dataclasses.MISSING, "candle files, one per symbol", kind=list
+        dataclasses.MISSING, "candle files, one per symbol", kind=object
     )
     start: str | None = setting(None, "first timestamp of the run (UTC)")
     end: str | None = setting(None, "last timestamp of the run (UTC)")
@@ -212,7 +212,7 @@ class PredictorConfig:
     )
     target: str = setting("direction_1", "target column learned (default: the first fitting)")
     features: tuple[str, ...] | None = setting(
-        None, "input columns: a feature-set name or a list (default: every feature)", kind=list
+        None, "input columns: a feature-set name or a list (default: every feature)", kind=object
     )
     thresholds: dict[str, Any] = setting(
         None, "fit_thresholds options", kind=sections.as_mapping, factory=dict
@@ -230,25 +230,25 @@ class RunConfig:
     n_jobs: int = setting(-1, "parallel walk-forward folds (-1: all cores)", kind=int)
     backend: str = setting("loky", "fold parallelism: loky or dask", choices=BACKENDS)
     scheduler: str | None = setting(None, "dask scheduler address (backend: dask)")
-    cache_dir: Path | None = setting(None, "shared stage cache (default OUT/cache)", kind=Path)
-    data: DataConfig = setting(dataclasses.MISSING, "candle files and date range", kind=dict)
+    cache_dir: Path | None = setting(None, "shared stage cache (default OUT/cache)", kind=object)
+    data: DataConfig = setting(dataclasses.MISSING, "candle files and date range", kind=object)
     features: FeaturesConfig = setting(
-        None, "feature set and targets", kind=dict, factory=FeaturesConfig
+        None, "feature set and targets", kind=object, factory=FeaturesConfig
     )
     predictors: tuple[PredictorConfig, ...] = setting(
-        dataclasses.MISSING, "walk-forward models", kind=list
+        dataclasses.MISSING, "walk-forward models", kind=object
     )
     walkforward: WalkForward = setting(
-        None, "fold schedule", kind=dict, factory=lambda: WalkForward(**RUN_SCHEDULE)
+        None, "fold schedule", kind=object, factory=lambda: WalkForward(**RUN_SCHEDULE)
     )
     strategy: StrategyConfig = setting(
-        None, "strategy class and parameters", kind=dict, factory=_lazy("StrategyConfig")
+        None, "strategy class and parameters", kind=object, factory=_lazy("StrategyConfig")
     )
     sizing: SizingConfig = setting(
-        None, "sizer and volatility source", kind=dict, factory=_lazy("SizingConfig")
+        None, "sizer and volatility source", kind=object, factory=_lazy("SizingConfig")
     )
-    broker: BrokerConfig = setting(None, "broker settings", kind=dict, factory=BrokerConfig)
-    report: ReportConfig = setting(None, "report pages", kind=dict, factory=ReportConfig)
+    broker: BrokerConfig = setting(None, "broker settings", kind=object, factory=BrokerConfig)
+    report: ReportConfig = setting(None, "report pages", kind=object, factory=ReportConfig)
     source: Path | None = None
 
     @property
@@ -277,6 +277,8 @@ class RunConfig:
 
 
 TOP_KEYS = sections.keys(RunConfig)
+#: Top-level keys with plain values (checked by their declaration alone).
+PLAIN_TOP_KEYS = ("seed", "n_jobs", "backend", "scheduler")
 
 
 # ---------------------------------------------------------------------------- loading
@@ -755,19 +757,18 @@ class _Parser:
                 f"{name!r} is not a plain run name (it names the folder reports/<name>)",
                 "use letters, digits, '.', '_' and '-', not starting with '.'",
             )
-        seed = self.setting(RunConfig, "seed", top, "")
-        n_jobs = self.setting(RunConfig, "n_jobs", top, "")
-        if n_jobs == 0 or n_jobs < -1:
-            raise self.error("n_jobs", f"{n_jobs} is not allowed", "-1 (all cores) or a count >= 1")
-        backend = self.setting(RunConfig, "backend", top, "")
-        scheduler = self.setting(RunConfig, "scheduler", top, "")
-        if scheduler is not None and backend != "dask":
+        run = {key: self.setting(RunConfig, key, top, "") for key in PLAIN_TOP_KEYS}
+        if run["n_jobs"] == 0 or run["n_jobs"] < -1:
+            raise self.error(
+                "n_jobs", f"{run['n_jobs']} is not allowed", "-1 (all cores) or a count >= 1"
+            )
+        if run["scheduler"] is not None and run["backend"] != "dask":
             raise self.error(
                 "scheduler", "only used with backend: dask", "set backend: dask or drop scheduler"
             )
-        cache_dir = None
+        run["cache_dir"] = None
         if top.get("cache_dir") is not None:
-            cache_dir = self.path(top["cache_dir"], "cache_dir", must_exist=False)
+            run["cache_dir"] = self.path(top["cache_dir"], "cache_dir", must_exist=False)
 
         data = self.data(top["data"])
         features = self.section(FeaturesConfig, top.get("features"), "features")
@@ -801,22 +802,10 @@ class _Parser:
         # other key is valid, and once each.
         strategy = self.strategy(strategy_raw, strategy_spec, columns)
         sizing = self.sizing(sizing_raw, sizer_spec, strategy.loaded, vol_name)
+        parts = {"data": data, "features": features, "predictors": tuple(predictors)}
+        parts.update(walkforward=walkforward, strategy=strategy, sizing=sizing)
         return RunConfig(
-            name=name,
-            seed=seed,
-            n_jobs=n_jobs,
-            backend=backend,
-            scheduler=scheduler,
-            cache_dir=cache_dir,
-            data=data,
-            features=features,
-            predictors=tuple(predictors),
-            walkforward=walkforward,
-            strategy=strategy,
-            sizing=sizing,
-            broker=broker,
-            report=report,
-            source=self.source,
+            name=name, **run, **parts, broker=broker, report=report, source=self.source
         )
 
     def setting(self, cls: type, name: str, raw: Mapping[str, Any], path: str) -> Any:

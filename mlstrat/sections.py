@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 from mlstrat.errors import ConfigError, option_fix
 
 T = TypeVar("T")
-#: A kind is `str`, `bool`, `int` or `float`, or a function that takes a configuration
-#: value and returns it typed, raising ConfigError(problem, fix=...) when it is not valid.
+#: A kind is `str`, `bool`, `int` or `float`, a function that takes a configuration value
+#: and returns it typed (raising ConfigError(problem, fix=...) when it is not valid), or
+#: `object` for a value its section's own parser reads (a nested section, a file list).
 Kind = type | Callable[[Any], Any]
 
 
@@ -218,6 +219,8 @@ def convert(spec: dataclasses.Field, value: Any) -> Any:
         return as_float(value, meta["minimum"], meta["maximum"])
     if kind is str:
         return as_text(value)
+    if kind is object:
+        return value
     return kind(value)
 
 
