@@ -142,8 +142,12 @@ def test_target_prefixes_are_the_kinds():
         "three_class_",
         "forward_return_",
         "forward_volatility_",
+        "triple_barrier_",
+        "jump_",
+        "net_return_",
     )
-    for name in ("direction_1", "three_class_4", "forward_return_24", "forward_volatility_24"):
+    for name in ("direction_1", "three_class_4", "forward_return_24", "forward_volatility_24",
+                 "triple_barrier_24", "triple_barrier_24_t1", "jump_4", "net_return_1"):  # fmt: skip
         assert is_target_name(name)
     for name in ("rsi_14", "close", "h4_direction_1", "forward_fill_close"):
         assert not is_target_name(name)

@@ -1,8 +1,9 @@
 """Feature feeds: bars + causal features + forward targets in one table, and its Parquet form.
 
 A feature feed is a DataFrame indexed like the bars whose columns are OHLCV, then
-features, then targets. `df.attrs["mlstrat"]` records each column's role
-("ohlcv" | "feature" | "target"), the feature set and version, the symbol, the
+features, then targets, then the end times of event targets (`<target>_t1`, UTC
+timestamps, NaT while undecided). `df.attrs["mlstrat"]` records each column's role
+("ohlcv" | "feature" | "target" | "t1"), the feature set and version, the symbol, the
 timeframe and the sha256 of the source data, so that targets can never be picked up
 as model inputs (`feature_columns`) and a file can be traced to its data.
 
@@ -30,7 +31,7 @@ from mlstrat.errors import ConfigError, DataError, SchemaError
 from mlstrat.features.catalogue import bars_timeframe
 from mlstrat.features.indicators import minute_realized_volatility
 from mlstrat.features.sets import KNOWN_VERSIONS, FeatureSet, get_feature_set, warmup_info
-from mlstrat.features.targets import Target, compute_targets, parse_targets
+from mlstrat.features.targets import END_ROLE, Target, compute_targets_with_ends, parse_targets
 from mlstrat.fileio import atomic_write
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -119,7 +120,8 @@ def build_feature_feed(
     targets: Iterable[str | Target] | str = ("direction:1",),
     minute_bars: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """OHLCV + features of `feature_set` (+ rv_1m, rv_1m_24 if minute bars are given) + targets."""
+    """OHLCV + features of `feature_set` (+ rv_1m, rv_1m_24 if minute bars are given) + targets
+    (+ the end time `<target>_t1` of every event target, role "t1")."""
     clean = _check_bars(bars)
     fs = feature_set if isinstance(feature_set, FeatureSet) else get_feature_set(feature_set)
     features = fs.build(clean)
@@ -129,8 +131,8 @@ def build_feature_feed(
     if isinstance(targets, (str, Target)):
         targets = (targets,)
     parsed = parse_targets(targets)
-    target_frame = compute_targets(clean, parsed)
-    clash = set(features.columns) & set(target_frame.columns)
+    target_frame, ends = compute_targets_with_ends(clean, parsed)
+    clash = set(features.columns) & (set(target_frame.columns) | set(ends.columns))
     if clash:
         raise ConfigError(f"feature and target columns collide: {sorted(clash)}")
     bad = [c for c in features.columns if np.isinf(features[c].to_numpy()).any()]
@@ -140,10 +142,11 @@ def build_feature_feed(
             column=bad[0],
             fix="fix the builder",
         )
-    out = pd.concat([clean, features, target_frame], axis=1)
+    out = pd.concat([clean, features, target_frame, ends], axis=1)
     roles = {c: "ohlcv" for c in OHLCV}
     roles.update({c: "feature" for c in features.columns})
     roles.update({c: "target" for c in target_frame.columns})
+    roles.update({c: END_ROLE for c in ends.columns})
     tf = bars_timeframe(clean) if clean.attrs.get("timeframe") or len(clean) > 1 else None
     out.attrs = {
         "symbol": clean.attrs.get("symbol"),
@@ -216,6 +219,11 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
 def target_columns(df: pd.DataFrame) -> list[str]:
     """Columns whose role is "target", in frame order."""
     return _columns_with_role(df, "target")
+
+
+def end_columns(df: pd.DataFrame) -> list[str]:
+    """Columns holding event targets' end times t1 (role "t1"), in frame order."""
+    return _columns_with_role(df, END_ROLE)
 
 
 def write_feature_feed(df: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -17,6 +17,10 @@ PredictorT = TypeVar("PredictorT", bound="Predictor")
 
 #: Class order of three-class outputs (matches the `three_class_{h}` target coding).
 THREE_CLASS_LABELS: tuple[str, str, str] = ("sell", "hold", "buy")
+#: Label columns a predictor that `learns_outcomes` finds beside its targets: 1 where a
+#: long / a short entered at the row pays after costs, 0 where not, NaN where unknown
+#: (walk-forward adds them, see `mlstrat.walkforward.outcomes`).
+OUTCOME_COLUMNS: tuple[str, str] = ("pays_long", "pays_short")
 
 
 @dataclass
@@ -80,6 +84,8 @@ class Predictor:
     task: Task = "direction"
     window: int = 1
     feature_names: list[str]
+    #: True for predictors whose `fit` needs `OUTCOME_COLUMNS` in y (meta-labeling).
+    learns_outcomes: ClassVar[bool] = False
 
     def fit(
         self,

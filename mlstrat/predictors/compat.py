@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from mlstrat.errors import ConfigError, SchemaError
+from mlstrat.errors import ConfigError, DataError, SchemaError
 from mlstrat.features.targets import TARGET_PREFIXES, column_roles, is_target_name
 
 OnMissing = Literal["error", "zero", "nan", "mean"]
@@ -140,6 +140,25 @@ def training_means(feature_names: Sequence[str], values: np.ndarray) -> dict[str
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return dict(zip(feature_names, means.tolist(), strict=True))
+
+
+def row_weights_of(weights: Any, n: int) -> np.ndarray:
+    """Sample weights given to a predictor's `fit` as n finite values >= 0 (else a DataError
+    naming the first bad row)."""
+    out = np.asarray(weights, dtype=np.float64)
+    if out.shape != (n,):
+        raise DataError(
+            f"sample_weight holds {out.shape} values for {n} rows",
+            fix="give one weight per training row",
+        )
+    bad = np.flatnonzero(~np.isfinite(out) | (out < 0))
+    if bad.size:
+        raise DataError(
+            f"sample_weight {out[bad[0]]!r} at row {int(bad[0])} is not a finite value >= 0",
+            row=int(bad[0]),
+            fix="weights must be finite and non-negative",
+        )
+    return out
 
 
 def feature_matrix(X: pd.DataFrame, *, dtype: Any = np.float64, file: Any = None) -> np.ndarray:

@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
-from mlstrat.features.targets import horizon_of
+from mlstrat.features.targets import encode_labels, horizon_of
 from mlstrat.predictors.base import Prediction, Predictor
 from mlstrat.predictors.compat import (
     align_features,
     check_gap_and_on_missing,
     check_no_targets,
     feature_matrix,
+    row_weights_of,
     training_means,
 )
 from mlstrat.predictors.keras_utils import (
@@ -275,11 +276,17 @@ class KerasSequencePredictor(Predictor):
         y: Any,
         *,
         validation: tuple[pd.DataFrame, Any] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> KerasSequencePredictor:
-        """Fit on every row whose window and target are known (see the module docstring)."""
+        """Fit on every row whose window and target are known (see the module docstring).
+
+        sample_weight: one non-negative weight per row of X, given to Keras for the fitted
+        samples (e.g. uniqueness weights of overlapping labels); unweighted when None.
+        """
         import_tf(self.n_threads)
         if y is not None and len(X) != len(y):
             raise DataError(f"X has {len(X)} rows but y has {len(y)}", fix="align X and y")
+        weights = None if sample_weight is None else row_weights_of(sample_weight, len(X))
         values = self._inputs(X, fitting=True)
         empty = np.flatnonzero(np.isnan(values).all(axis=0)) if len(values) else []
         if len(empty):
@@ -354,7 +361,8 @@ class KerasSequencePredictor(Predictor):
             y_val = self._keras_targets(self._scale_targets(yv_enc[val_rows]))
             val_data = (X_val, y_val)
 
-        self.model_ = self._train(X_fit, y_fit, val_data)
+        fit_weights = None if weights is None else weights[fit_rows].astype(np.float32)
+        self.model_ = self._train(X_fit, y_fit, val_data, fit_weights)
         self._inference = None
         out_fit = self._compiled()(X_fit) if self.needs_fit_outputs else None
         val = None
@@ -376,7 +384,13 @@ class KerasSequencePredictor(Predictor):
     def _check_labels(self, y_fit: np.ndarray, column: Any) -> None:
         """Subclass hook: reject labels outside the task's classes."""
 
-    def _train(self, X_fit: np.ndarray, y_fit: np.ndarray, val_data: Any) -> Any:
+    def _train(
+        self,
+        X_fit: np.ndarray,
+        y_fit: np.ndarray,
+        val_data: Any,
+        sample_weight: np.ndarray | None = None,
+    ) -> Any:
         keras = import_keras(self.n_threads)
         set_seed(self.seed)
         steps = int(np.ceil(len(X_fit) / int(self.batch_size)))
@@ -396,6 +410,7 @@ class KerasSequencePredictor(Predictor):
             history = model.fit(
                 X_fit,
                 y_fit,
+                sample_weight=sample_weight,
                 validation_data=val_data,
                 epochs=int(self.epochs),
                 batch_size=int(self.batch_size),
@@ -521,14 +536,16 @@ def _as_pandas(y: Any, index: pd.Index) -> pd.Series | pd.DataFrame:
     return pd.Series(np.asarray(y), index=index, name=getattr(y, "name", None))
 
 
-def target_series(y: Any, index: pd.Index) -> pd.Series:
-    """A 1-D target as a Series on `index` (name kept); other shapes are a DataError."""
+def target_series(y: Any, index: pd.Index, task: str | None = None) -> pd.Series:
+    """A 1-D target as a Series on `index` (name kept); other shapes are a DataError. With a
+    `task`, event labels (-1/0/+1) come coded for it (`features.targets.encode_labels`)."""
     if y is None or isinstance(y, pd.DataFrame) or np.ndim(y) != 1:
         raise DataError(
             "this predictor needs one target column (a Series)",
             fix="pass y=frame['<target column>']",
         )
-    return pd.Series(np.asarray(y), index=index, name=getattr(y, "name", None))
+    series = pd.Series(np.asarray(y), index=index, name=getattr(y, "name", None))
+    return series if task is None else encode_labels(series, task)
 
 
 def validate_dropout(dropout: float | tuple[float, ...], n_layers: int) -> tuple[float, ...]:

@@ -190,7 +190,7 @@ class _BinaryLSTM(_LSTMAdapter):
     task: Task = "direction"
 
     def _encode_targets(self, y: Any, values: np.ndarray, index: pd.Index) -> np.ndarray:
-        return _binary_labels(target_series(y, index))
+        return _binary_labels(target_series(y, index, self.task))
 
     def _check_labels(self, y_fit: np.ndarray, column: Any) -> None:
         counts = np.bincount(y_fit.astype(np.int64), minlength=2)

@@ -173,7 +173,7 @@ class TransformerPredictor(KerasSequencePredictor):
             self._fit_returns = None
 
     def _encode_targets(self, y: Any, values: np.ndarray, index: pd.Index) -> np.ndarray:
-        y = target_series(y, index)
+        y = target_series(y, index, self.task)
         values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isfinite(values) & ~np.isin(values, (0.0, 1.0, 2.0))
         if bad.any():

@@ -21,13 +21,14 @@ import pandas as pd
 import xgboost as xgb
 
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
-from mlstrat.features.targets import horizon_of
+from mlstrat.features.targets import encode_labels, horizon_of
 from mlstrat.predictors.base import Prediction, Predictor, Task
 from mlstrat.predictors.compat import (
     align_features,
     check_gap_and_on_missing,
     check_no_targets,
     feature_matrix,
+    row_weights_of,
     training_means,
 )
 from mlstrat.predictors.persistence import (
@@ -186,6 +187,8 @@ class XGBoostPredictor(Predictor):
     # ------------------------------------------------------------------ data
 
     def _labels(self, y: pd.Series) -> np.ndarray:
+        """Class labels as floats (NaN unknown); event labels (-1/0/+1) coded for the task."""
+        y = encode_labels(y, self.task)
         values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         known = ~np.isnan(values)
         allowed = np.arange(self.n_classes, dtype=np.float64)
@@ -262,8 +265,13 @@ class XGBoostPredictor(Predictor):
         y: pd.Series,
         *,
         validation: tuple[pd.DataFrame, pd.Series] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> XGBoostPredictor:
-        """Fit on rows with a known label; early-stop on `validation` or the training tail."""
+        """Fit on rows with a known label; early-stop on `validation` or the training tail.
+
+        sample_weight: one non-negative weight per row of X (e.g. uniqueness weights of
+        overlapping labels), multiplied into the class balancing; unweighted when None.
+        """
         if len(X) != len(y):
             raise DataError(f"X has {len(X)} rows but y has {len(y)}", fix="align X and y")
         feature_names = [str(c) for c in X.columns]
@@ -271,8 +279,11 @@ class XGBoostPredictor(Predictor):
         y = pd.Series(np.asarray(y), index=X.index, name=getattr(y, "name", None))
         labels = self._labels(y)
         keep = ~np.isnan(labels)
+        row_weights = None if sample_weight is None else row_weights_of(sample_weight, len(X))[keep]
         X, y = X.loc[keep], pd.Series(labels[keep], index=X.index[keep], name=y.name)
         X_fit, y_fit, X_val, y_val = self._split(X, y, validation)
+        if row_weights is not None:
+            row_weights = row_weights[: len(X_fit)]
 
         y_fit_arr = self._labels(y_fit)
         counts = np.bincount(y_fit_arr.astype(np.int64), minlength=self.n_classes)
@@ -289,6 +300,8 @@ class XGBoostPredictor(Predictor):
             spw = float(self.scale_pos_weight)
         elif self.task == "three_class" and self.scale_pos_weight == "auto":
             weights = balanced_sample_weights(y_fit_arr, 3)
+        if row_weights is not None:
+            weights = row_weights if weights is None else weights * row_weights
 
         self.feature_names = feature_names
         X_fit_arr = self._matrix(X_fit)
@@ -297,7 +310,8 @@ class XGBoostPredictor(Predictor):
         y_val_arr = None
         if X_val is not None:
             X_val = align_features(X_val, feature_names)
-            y_val_arr = self._labels(pd.Series(np.asarray(y_val), index=X_val.index))
+            name = getattr(y_val, "name", None)
+            y_val_arr = self._labels(pd.Series(np.asarray(y_val), index=X_val.index, name=name))
             known = ~np.isnan(y_val_arr)
             X_val, y_val_arr = X_val.loc[known], y_val_arr[known]
             evals.append((self._dmatrix(self._matrix(X_val), label=y_val_arr), "validation"))

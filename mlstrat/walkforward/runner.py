@@ -13,7 +13,9 @@ predicts the fold's test period and writes
   fold, signal, confidence, proba_*, expected_return/volatility,
   threshold_long, threshold_short); ``signal`` is the model's decision after
   the fold's thresholds (0 = below threshold);
-* ``OUT/folds.json`` — one flat record of periods and metrics per fold;
+* ``OUT/folds.json`` — one flat record of periods and metrics per fold (with
+  ``abstain``: true when the fold's net-of-cost thresholds found no edge on
+  either side, so it opens no position);
 * ``OUT/walkforward.json`` — the walk-forward configuration and its key.
 
 Folds run as independent tasks that take and return paths (the feed file in,
@@ -23,6 +25,12 @@ math-library and TensorFlow threads to ``cores // n_jobs`` so parallel folds
 do not oversubscribe the CPU. A fold whose directory verifies against its
 manifest and was made by the same configuration is skipped, so a killed run
 restarts where it stopped and ends with the same predictions.
+
+Event targets (`triple_barrier_h`, `jump_h`, `net_return_h`) carry their end
+times in the feed (`<target>_t1`); when the model learns one, every row is
+purged by its own end (`WalkForward.split(index, ends)`), and trade outcomes
+(`mlstrat.walkforward.outcomes`) are read from the feed's bars for
+``method: net_pnl`` thresholds and predictors that learn from outcomes.
 """
 
 from __future__ import annotations
@@ -43,7 +51,14 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError
-from mlstrat.features.targets import Target, forward_return, horizon_of
+from mlstrat.features.targets import (
+    Target,
+    encode_labels,
+    end_column,
+    forward_return,
+    horizon_of,
+    parse_target,
+)
 from mlstrat.fileio import (
     atomic_write,
     atomic_write_json,
@@ -61,8 +76,14 @@ from mlstrat.predictors.persistence import (
     verify_model_dir,
 )
 from mlstrat.walkforward.metrics import classification_metrics, regression_metrics
+from mlstrat.walkforward.outcomes import trade_outcomes
 from mlstrat.walkforward.splits import Fold, WalkForward
-from mlstrat.walkforward.training import fit_fold, predict_rows, thresholded_signal
+from mlstrat.walkforward.training import (
+    SAMPLE_WEIGHTS,
+    fit_fold,
+    predict_rows,
+    thresholded_signal,
+)
 
 FOLD_FILE = "fold.json"
 FOLD_PREDICTIONS = "predictions.parquet"
@@ -114,6 +135,8 @@ class FoldTask:
     run_key: str
     threads: int
     parent_pid: int
+    sample_weights: str | None = None
+    weight_decay: float = 1.0
 
 
 def available_cores() -> int:
@@ -217,6 +240,36 @@ def _resolve_columns(
     return target, names
 
 
+def label_ends(frame: pd.DataFrame, targets: Sequence[str]) -> np.ndarray | None:
+    """Each row's label end position over `targets`: the latest of the event targets' end
+    times (`<target>_t1`, NaN where undecided) and row + horizon for the others; None when
+    no target is an event label (fixed-horizon purging then applies)."""
+    events = [t for t in targets if end_column(t) in frame.columns]
+    if not events:
+        return None
+    n = len(frame)
+    plain = [horizon_of(t) for t in targets if t not in events]
+    ends = np.arange(n, dtype=float) + max(plain) if plain else np.full(n, -np.inf)
+    for name in events:
+        found = frame.index.get_indexer(pd.DatetimeIndex(frame[end_column(name)])).astype(float)
+        found[found < 0] = np.nan  # NaT: not decided within the data
+        ends = np.maximum(ends, found)  # NaN (undecided) wins
+    return ends
+
+
+def target_of(frame: pd.DataFrame, name: str) -> Target:
+    """The target behind column `name`, with the parameters its spec in the feed records."""
+    spec = (frame.attrs.get("mlstrat") or {}).get("targets", {}).get(name)
+    target = parse_target(spec) if spec else Target.from_name(name)
+    if target is None:
+        raise SchemaError(
+            f"column {name!r} is not a target mlstrat can read",
+            column=name,
+            fix="rebuild the feed with a --target spec",
+        )
+    return target
+
+
 def realised_forward_return(frame: pd.DataFrame, horizon: int, column: str | None) -> np.ndarray:
     """Realised forward return over the label horizon, for the IC (evaluation only)."""
     if column is not None:
@@ -292,6 +345,7 @@ def run_fold(task: FoldTask) -> str:
     y = frame[task.target]
     y_fit = frame[[task.target, *task.fit_targets]] if task.fit_targets else None
     fold = task.fold
+    bars = frame[["open", "high", "low", "close", "volume"]]
 
     def factory():
         return create_predictor(task.predictor, **task.params)
@@ -304,7 +358,12 @@ def run_fold(task: FoldTask) -> str:
         symbol=task.symbol,
         threshold_params=task.threshold_params,
         y_fit=y_fit,
+        ends=label_ends(frame, [task.target, *task.fit_targets]),
+        outcomes=functools.partial(trade_outcomes, bars, target_of(frame, task.target)),
+        sample_weights=task.sample_weights,
+        weight_decay=task.weight_decay,
     )
+    y = encode_labels(y, fitted.model.task)
     pred = predict_rows(fitted.model, X, fold.test)
     signal = thresholded_signal(pred, fitted.thresholds)
     index = X.index[fold.test]
@@ -319,8 +378,11 @@ def run_fold(task: FoldTask) -> str:
         metrics = regression_metrics(y_test, point, forward_return=fwd)
     val_metrics: dict[str, Any] = {}
     if fitted.validation_prediction is not None and fitted.validation_prediction.proba is not None:
-        y_val = y.to_numpy(dtype=float)[fold.validation]
-        val_metrics = classification_metrics(y_val, fitted.validation_prediction)
+        y_val = np.full(len(y), np.nan)
+        y_val[fold.validation] = y.to_numpy(dtype=float)[fold.validation]  # purged rows: NaN
+        val_metrics = classification_metrics(
+            y_val[fitted.validation_rows], fitted.validation_prediction
+        )
     info = {
         "fold": fold.number,
         "run_key": task.run_key,
@@ -408,6 +470,8 @@ def run_walk_forward(
     seed: int = 0,
     progress: bool = True,
     fit_targets: Sequence[str] = (),
+    sample_weights: str | None = None,
+    weight_decay: float = 1.0,
 ) -> WalkForwardResult:
     """Train one `predictor` per walk-forward fold of the feed and write the prediction feed.
 
@@ -426,6 +490,9 @@ def run_walk_forward(
     fit_targets: more target columns the model is fitted on besides `target` (a
         hybrid's members pick theirs by task, e.g. a transformer's three_class_h);
         their horizons count for the purge. Scoring and thresholds use `target`.
+    sample_weights: "uniqueness" weights each training row by the average uniqueness of
+        its label among the overlapping ones (AFML ch. 4), with a linear time decay to
+        `weight_decay` for the oldest (1: none); None (default) fits unweighted.
     """
     started = time.perf_counter()
     prefer_passive_openmp()  # before this process loads XGBoost (n_jobs=1 runs folds here)
@@ -437,11 +504,18 @@ def run_walk_forward(
     fit_targets = tuple(t for t in fit_targets if t != target)
     for extra in fit_targets:
         _resolve_columns(frame, feed_path, extra, feature_names)
+    if sample_weights is not None and sample_weights not in SAMPLE_WEIGHTS:
+        raise ConfigError(
+            f"unknown sample weighting {sample_weights!r}",
+            param="sample_weights",
+            fix=f"use one of {SAMPLE_WEIGHTS} or None",
+        )
     horizon = max(horizon_of(t) for t in (target, *fit_targets))
     splits = splits or WalkForward(train="4mo", test="2mo")
     if splits.horizon < horizon:
         splits = dataclasses.replace(splits, horizon=horizon)
-    folds = splits.split(frame.index)
+    ends = label_ends(frame, [target, *fit_targets])
+    folds = splits.split(frame.index, ends)
     if not folds:
         raise ConfigError(
             f"the feed ({frame.index[0]} .. {frame.index[-1]}) is too short for one fold of "
@@ -466,6 +540,12 @@ def run_walk_forward(
         "thresholds": threshold_params,
         "seed": seed,
         "symbol": symbol,
+        **({"purge_by": "t1"} if ends is not None else {}),
+        **(
+            {"sample_weights": sample_weights, "weight_decay": weight_decay}
+            if sample_weights
+            else {}
+        ),
     }
     key = run_key(config)
 
@@ -503,6 +583,8 @@ def run_walk_forward(
             run_key=key,
             threads=threads,
             parent_pid=os.getpid(),
+            sample_weights=sample_weights,
+            weight_decay=float(weight_decay),
         )
         for f in pending
     ]
@@ -546,6 +628,8 @@ def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
         "best_epoch": info.get("best_epoch"),
         "threshold_long": th.get("long"),
         "threshold_short": th.get("short"),
+        "threshold_method": th.get("method", "precision") if th else None,
+        "abstain": bool(th.get("abstain_long") and th.get("abstain_short")) if th else None,
         "thresholds": th or None,
         "validation_metrics": info.get("validation_metrics", {}),
     }

@@ -15,6 +15,16 @@ training window. Two rules keep every label out of the future:
 Both rules apply at the test start and, again, at the start of the
 validation tail, so no training label reaches into validation either.
 
+**Labels with their own end** (event labels, `mlstrat.features.targets`): given
+``ends`` (each row's label end position t1), the label rule reads each row's
+own end instead of ``i + horizon``: a row is kept when ``t1_i + embargo < p``
+(bars) or ``index[t1_i] < index[p] - embargo`` (duration), and ``purge``
+defaults to 0. Rows in the middle of a window may then be dropped while later
+ones stay (a long label before a short one); `Fold.train` / `Fold.validation`
+list the kept positions, and models that read windows of rows take the
+contiguous span `Fold.train_span` / `validation_span` with the dropped rows'
+labels blanked. Rows whose end is unknown (NaN) fall back to ``i + horizon``.
+
 Window lengths are bar counts (int), durations (``"120D"``, ``"12h"``,
 ``pd.Timedelta``) or calendar months (``"4mo"``). Test periods never overlap:
 each ends where the next fold's begins; with ``step == test`` (the default)
@@ -112,6 +122,16 @@ class Fold:
     def fit_rows(self) -> np.ndarray:
         """Every position the fold may learn from (train then validation)."""
         return np.concatenate([self.train, self.validation])
+
+    @property
+    def train_span(self) -> np.ndarray:
+        """Every position from the first to the last training row (purged rows included)."""
+        return _span(self.train)
+
+    @property
+    def validation_span(self) -> np.ndarray:
+        """Every position from the first to the last validation row (purged rows included)."""
+        return _span(self.validation)
 
     def to_dict(self) -> dict[str, Any]:
         def iso(ts: pd.Timestamp | None) -> str | None:
@@ -295,51 +315,60 @@ class WalkForward:
             k += 1
         return np.asarray(starts, dtype=np.int64)
 
-    def folds(self, index: Any) -> Iterator[Fold]:
-        """Yield the folds over `index` (a DatetimeIndex or a frame indexed by one)."""
+    def folds(self, index: Any, ends: np.ndarray | None = None) -> Iterator[Fold]:
+        """Yield the folds over `index` (a DatetimeIndex or a frame indexed by one); `ends`:
+        each row's label end position, to purge by it (see the module docstring)."""
         index = _as_index(index)
         n = len(index)
+        ends = _check_ends(ends, n)
         starts = self.test_starts(index)
         for k, p in enumerate(starts):
             nxt = int(starts[k + 1]) if k + 1 < len(starts) else n
             end = min(self._test_end(index, int(p)), nxt)
-            yield self.fold_at(index, int(p), number=k, test_stop=end)
+            yield self.fold_at(index, int(p), number=k, test_stop=end, ends=ends)
 
-    def split(self, index: Any) -> list[Fold]:
-        return list(self.folds(index))
+    def split(self, index: Any, ends: np.ndarray | None = None) -> list[Fold]:
+        return list(self.folds(index, ends))
 
     def schedule(self) -> Schedule:
         """A bar-by-bar tracker of test starts, for use inside a running backtest."""
         return Schedule(self)
 
     def fold_at(
-        self, index: pd.DatetimeIndex, p: int, *, number: int, test_stop: int | None = None
+        self,
+        index: pd.DatetimeIndex,
+        p: int,
+        *,
+        number: int,
+        test_stop: int | None = None,
+        ends: np.ndarray | None = None,
     ) -> Fold:
-        """The fold whose test period starts at position `p`; reads `index[: p + 1]` only
-        (plus ``index[:test_stop]`` for the test bounds when given)."""
+        """The fold whose test period starts at position `p`; reads `index[: p + 1]` and
+        `ends[:p]` only (plus ``index[:test_stop]`` for the test bounds when given)."""
         s = self._spans
+        ends = _check_ends(ends, len(index))
         start = 0 if self.expanding else self._window_start(index, p, s["train"])
-        last = self._last_allowed(index, p)
-        if last < start:
+        kept = self._kept(index, p, start, ends)
+        if not len(kept):
             raise ConfigError(
                 f"fold {number}: no training rows left before test start {index[p]} "
                 "after purge/embargo",
                 fix="lengthen train or shorten purge/embargo",
             )
+        last = int(kept[-1])
         v0 = self._validation_start(index, start, last)
         if v0 <= last:
-            train_last = self._last_allowed(index, v0)
-            validation = np.arange(v0, last + 1, dtype=np.int64)
+            train = self._kept(index, v0, start, ends)
+            validation = kept[kept >= v0]
         else:
-            train_last = last
+            train = kept
             validation = np.empty(0, dtype=np.int64)
-        if train_last < start:
+        if not len(train):
             raise ConfigError(
                 f"fold {number}: training window before {index[p]} is too short to hold "
                 "a validation tail and a purged training part",
                 fix="lengthen train, or shorten validation/purge/embargo",
             )
-        train = np.arange(start, train_last + 1, dtype=np.int64)
         stop = p + 1 if test_stop is None else test_stop
         test = np.arange(p, stop, dtype=np.int64)
         return Fold(
@@ -368,22 +397,41 @@ class WalkForward:
             return max(0, p - span)
         return _first_at_or_after(index, index[p] - span)
 
-    def _last_allowed(self, index: pd.DatetimeIndex, p: int) -> int:
-        """Last position whose sample and label may be used for a boundary at `p`."""
-        s = self._spans
-        h = int(self.horizon)
-        embargo, purge = s["embargo"], s["purge"]
+    def _kept(
+        self, index: pd.DatetimeIndex, p: int, start: int, ends: np.ndarray | None
+    ) -> np.ndarray:
+        """Positions in [start, p) whose sample and label may be used for a boundary at `p`."""
+        if ends is None:
+            return np.arange(start, self._last_allowed(index, p) + 1, dtype=np.int64)
+        rows = np.arange(start, min(p, self._purge_limit(index, p, default=0) + 1))
+        own = ends[rows]
+        own = np.where(np.isnan(own), rows + int(self.horizon), own)
+        return rows[own <= self._end_limit(index, p)].astype(np.int64)
+
+    def _end_limit(self, index: pd.DatetimeIndex, p: int) -> int:
+        """Last position a kept label may end at for a boundary at `p` (embargo applied):
+        ``end + embargo < p`` in bars, ``index[end] < index[p] - embargo`` for a duration."""
+        embargo = self._spans["embargo"]
         if isinstance(embargo, int):
-            last = p - 1 - h - embargo
-        else:
-            # index[i + h] < index[p] - embargo  <=>  i + h < first position >= that time
-            last = _first_at_or_after(index, index[p] - embargo) - 1 - h
-            last = min(last, p - 1 - h)
+            return p - 1 - embargo
+        # index[end] < index[p] - embargo  <=>  end < first position >= that time
+        return min(_first_at_or_after(index, index[p] - embargo), p) - 1
+
+    def _purge_limit(self, index: pd.DatetimeIndex, p: int, default: int | None = None) -> int:
+        """Last sample position the purge keeps before a boundary at `p`; `default` replaces
+        the horizon when no purge is configured."""
+        purge = self._spans["purge"]
+        if self.purge is None and default is not None:
+            purge = default
         if isinstance(purge, int):
-            last = min(last, p - 1 - purge)
-        else:
-            last = min(last, _first_at_or_after(index, index[p] - purge) - 1)
-        return last
+            return p - 1 - purge
+        return _first_at_or_after(index, index[p] - purge) - 1
+
+    def _last_allowed(self, index: pd.DatetimeIndex, p: int) -> int:
+        """Last position whose sample and label (`horizon` bars long) may be used for a
+        boundary at `p`."""
+        last = self._end_limit(index, p) - int(self.horizon)
+        return min(last, self._purge_limit(index, p))
 
     def _validation_start(self, index: pd.DatetimeIndex, start: int, last: int) -> int:
         v = self._spans["validation"]
@@ -430,6 +478,34 @@ class Schedule:
         while self._t0 + step * self._k <= ts:
             self._k += 1
         return True
+
+
+def _span(rows: np.ndarray) -> np.ndarray:
+    """Every position from rows[0] to rows[-1] (empty for no rows)."""
+    if not len(rows):
+        return np.empty(0, dtype=np.int64)
+    return np.arange(int(rows[0]), int(rows[-1]) + 1, dtype=np.int64)
+
+
+def _check_ends(ends: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Label end positions as float (NaN = unknown), one per row, never before their row."""
+    if ends is None:
+        return None
+    out = np.asarray(ends, dtype=float)
+    if out.shape != (n,):
+        raise DataError(
+            f"label ends hold {out.shape} values for {n} rows",
+            fix="give one end position (or NaN) per row of the index",
+        )
+    early = np.flatnonzero(out < np.arange(n))
+    if early.size:
+        raise DataError(
+            f"the label of row {int(early[0])} ends before it starts (at row {out[early[0]]:g})",
+            row=int(early[0]),
+            column="t1",
+            fix="end positions come from the feed's <target>_t1 column (t1 >= the row itself)",
+        )
+    return out
 
 
 def _is_zero(span: Any) -> bool:

@@ -4,10 +4,17 @@ Both ways of producing predictions (precomputed walk-forward and retraining
 inside a backtest) call `fit_fold` with the same rows, so they fit the same
 model and the same thresholds by construction; the parity test checks that
 the rows really are the same.
+
+A fold purged by label end times (`WalkForward.split(index, ends)`) may drop rows
+inside its training window; the model still gets the contiguous rows (sequence
+models need them as context) with the dropped rows' labels blanked. Event labels
+(-1 / 0 / +1) reach the model as they are stored (each adapter codes them for its
+task) and are coded with `encode_labels` for thresholds and metrics.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +22,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlstrat.predictors.base import Prediction, Predictor
+from mlstrat.errors import ConfigError
+from mlstrat.features.labels import uniqueness_weights
+from mlstrat.features.targets import encode_labels, horizon_of
+from mlstrat.predictors.base import OUTCOME_COLUMNS, Prediction, Predictor
+from mlstrat.walkforward.outcomes import (
+    DEFAULT_COMMISSION,
+    DEFAULT_SLIPPAGE,
+    TradeOutcomes,
+    round_trip_cost,
+)
 from mlstrat.walkforward.splits import Fold
-from mlstrat.walkforward.thresholds import Thresholds, default_thresholds, fit_thresholds
+from mlstrat.walkforward.thresholds import (
+    METHOD_KEYS,
+    METHODS,
+    Thresholds,
+    default_thresholds,
+    fit_net_thresholds,
+    fit_thresholds,
+)
 
 PredictorFactory = Callable[[], Predictor]
+#: Trade outcomes of every row computed from the rows before a position: `source(stop)`
+#: (e.g. `functools.partial(trade_outcomes, bars, target)`).
+OutcomeSource = Callable[..., TradeOutcomes]
+#: Sample weighting schemes `fit_fold` knows (None: unweighted).
+SAMPLE_WEIGHTS = ("uniqueness",)
 
 
 @dataclass
@@ -31,6 +59,8 @@ class FittedFold:
     thresholds: Thresholds | None
     validation_prediction: Prediction | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: positions `validation_prediction` belongs to (the validation span)
+    validation_rows: np.ndarray | None = None
 
 
 def predict_rows(model: Predictor, X: pd.DataFrame, rows: np.ndarray) -> Prediction:
@@ -93,37 +123,185 @@ def fit_fold(
     symbol: str | None = None,
     threshold_params: Mapping[str, Any] | None = None,
     y_fit: pd.DataFrame | None = None,
+    ends: np.ndarray | None = None,
+    outcomes: OutcomeSource | None = None,
+    sample_weights: str | None = None,
+    weight_decay: float = 1.0,
 ) -> FittedFold:
     """Fit a fresh predictor on the fold's training rows, early-stopping on its validation
     tail, then fit the long/short thresholds on the validation predictions.
 
     `y_fit` (optional) is what the model is fitted on when it needs more than the
     scored target, e.g. a hybrid whose members learn different target columns;
-    thresholds and metrics always use `y`.
+    thresholds and metrics always use `y`. `ends`: each row's label end position
+    (default: row + the target's horizon), for `sample_weights="uniqueness"` (AFML
+    average uniqueness, times a linear time decay to `weight_decay` for the oldest
+    label, normalised to mean 1). `outcomes`: trade outcomes (`mlstrat.walkforward.outcomes`)
+    for ``method: net_pnl`` thresholds and for predictors that learn from them
+    (`Predictor.learns_outcomes`, e.g. `meta`).
     """
+    params = dict(threshold_params or {})
+    method = _threshold_method(params)
+    model = factory()
     labels = y if y_fit is None else y_fit
-    X_train, y_train = X.iloc[fold.train], labels.iloc[fold.train]
+    learns = bool(getattr(model, "learns_outcomes", False))
+    if (learns or method == "net_pnl") and outcomes is None:
+        raise ConfigError(
+            "this fold needs trade outcomes (net_pnl thresholds or a predictor learning "
+            "from outcomes) but none were given",
+            fix="run it through run_walk_forward, or pass outcomes=partial(trade_outcomes, bars, "
+            "target)",
+        )
+    costs = {k: params.pop(k) for k in ("commission", "slippage") if k in params}
+    train_stop = int(fold.validation[0]) if len(fold.validation) else int(fold.test[0])
+    X_train = X.iloc[fold.train_span]
+    y_train = _masked(labels, fold.train, fold.train_span)
+    if learns:
+        y_train = _with_outcomes(y_train, outcomes(stop=train_stop, **costs), fold.train_span)
     validation = None
     if len(fold.validation):
-        validation = (X.iloc[fold.validation], labels.iloc[fold.validation])
-    model = factory()
-    model.fit(X_train, y_train, validation=validation)
-    params = dict(threshold_params or {})
+        y_val = _masked(labels, fold.validation, fold.validation_span)
+        if learns:
+            y_val = _with_outcomes(
+                y_val, outcomes(stop=int(fold.test[0]), **costs), fold.validation_span
+            )
+        validation = (X.iloc[fold.validation_span], y_val)
+    fit_kwargs: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    if sample_weights is not None:
+        weights = _sample_weights(y, fold, X.index, ends, sample_weights, weight_decay)
+        fit_kwargs["sample_weight"] = _check_weighted(model, weights)
+        used = weights[weights > 0]
+        info["sample_weights"] = {
+            "method": sample_weights,
+            "decay": weight_decay,
+            "min": float(used.min()) if len(used) else None,
+            "max": float(used.max()) if len(used) else None,
+        }
+    model.fit(X_train, y_train, validation=validation, **fit_kwargs)
     val_pred = None
     thresholds: Thresholds | None = None
-    if len(fold.validation):
-        val_pred = predict_rows(model, X, fold.validation)
+    rows = fold.validation_span if len(fold.validation) else None
+    if rows is not None:
+        val_pred = predict_rows(model, X, rows)
         scores = side_scores(val_pred)
         if scores is not None:
-            n_classes = np.asarray(val_pred.proba).shape[1]
-            up, down = side_outcomes(y.iloc[fold.validation].to_numpy(dtype=float), n_classes)
-            thresholds = fit_thresholds(
-                scores[0], up, proba_down=scores[1], y_down=down, symbol=symbol, **params
-            )
+            coded = encode_labels(_masked(y, fold.validation, rows), model.task)
+            if method == "net_pnl":
+                found = outcomes(stop=int(fold.test[0]), **costs).take(rows)
+                thresholds = fit_net_thresholds(
+                    scores[0], scores[1], found.long, found.short,
+                    rows=rows, cost=found.cost, symbol=symbol, **params,
+                )  # fmt: skip
+            else:
+                n_classes = np.asarray(val_pred.proba).shape[1]
+                up, down = side_outcomes(coded.to_numpy(dtype=float), n_classes)
+                thresholds = fit_thresholds(
+                    scores[0], up, proba_down=scores[1], y_down=down, symbol=symbol, **params
+                )
     elif getattr(model, "task", None) in ("direction", "three_class"):
-        thresholds = default_thresholds(params.get("fallback", 0.6))
-    info = {"best_iteration": _best_iteration(model), "best_epoch": best_epoch(model)}
-    return FittedFold(fold, model, thresholds, val_pred, info)
+        thresholds = _unfitted(method, params, costs)
+    info = {"best_iteration": _best_iteration(model), "best_epoch": best_epoch(model), **info}
+    return FittedFold(fold, model, thresholds, val_pred, info, rows)
+
+
+def _threshold_method(params: dict[str, Any]) -> str:
+    """Pop ``method`` from threshold options and check the options belong to it."""
+    method = params.pop("method", "precision")
+    if method not in METHODS:
+        raise ConfigError(
+            f"unknown threshold method {method!r}", param="method", fix=f"use one of {METHODS}"
+        )
+    for other, keys in METHOD_KEYS.items():
+        wrong = [k for k in keys if k in params and other != method]
+        if wrong:
+            raise ConfigError(
+                f"threshold option {wrong[0]!r} belongs to method {other!r}, not {method!r}",
+                param=wrong[0],
+                fix=f"set method: {other}, or drop {wrong[0]}",
+            )
+    return method
+
+
+def _unfitted(method: str, params: Mapping[str, Any], costs: Mapping[str, Any]) -> Thresholds:
+    """Thresholds of a fold without validation rows: the fallback (precision), or
+    abstention (net_pnl: no evidence of an edge after costs)."""
+    if method == "precision":
+        return default_thresholds(params.get("fallback", 0.6))
+    cost = round_trip_cost(
+        costs.get("commission", DEFAULT_COMMISSION), costs.get("slippage", DEFAULT_SLIPPAGE)
+    )
+    return Thresholds(
+        long=np.inf, short=np.inf, objective="net_pnl_lcb", fitted=False, method="net_pnl",
+        abstain_long=True, abstain_short=True, cost=cost,
+    )  # fmt: skip
+
+
+def _masked(
+    labels: pd.Series | pd.DataFrame, kept: np.ndarray, span: np.ndarray
+) -> pd.Series | pd.DataFrame:
+    """Labels of the contiguous `span` with the rows not `kept` (purged) blanked."""
+    out = labels.iloc[span]
+    if len(kept) == len(span):
+        return out
+    out = out.astype(float)  # a copy; NaN needs a float column
+    out.iloc[~np.isin(span, kept)] = np.nan
+    return out
+
+
+def _with_outcomes(
+    labels: pd.Series | pd.DataFrame, found: TradeOutcomes, span: np.ndarray
+) -> pd.DataFrame:
+    """Labels plus whether a long / a short at each row pays (`OUTCOME_COLUMNS`); rows whose
+    label is blanked get NaN outcomes too."""
+    frame = labels.to_frame() if isinstance(labels, pd.Series) else labels.copy()
+    blank = frame.isna().all(axis=1).to_numpy()
+    for name, side in zip(OUTCOME_COLUMNS, (found.long, found.short), strict=True):
+        frame[name] = np.where(blank, np.nan, side.pays[span])
+    return frame
+
+
+def _sample_weights(
+    y: pd.Series,
+    fold: Fold,
+    index: pd.Index,
+    ends: np.ndarray | None,
+    method: str,
+    decay: float,
+) -> np.ndarray:
+    """Weights of the training span's rows: average uniqueness of the kept, labelled rows'
+    labels (`features.labels.uniqueness_weights`), mean 1 over them, 0 elsewhere."""
+    if method not in SAMPLE_WEIGHTS:
+        raise ConfigError(
+            f"unknown sample weighting {method!r}",
+            param="sample_weights",
+            fix=f"use one of {SAMPLE_WEIGHTS} (or none)",
+        )
+    span = fold.train_span
+    n = len(index)
+    own = np.asarray(ends, dtype=float) if ends is not None else np.full(n, np.nan)
+    default_end = np.arange(n) + horizon_of(y.name)
+    own = np.where(np.isnan(own), default_end, own)
+    rows = fold.train[np.isfinite(y.to_numpy(dtype=float)[fold.train])]
+    rows = rows[own[rows] <= n - 1]
+    weights = np.zeros(len(span))
+    if not len(rows):
+        return weights
+    t1 = pd.Series(index[own[rows].astype(int)], index=index[rows])
+    unique = uniqueness_weights(t1, index=index, decay=decay).to_numpy()
+    weights[rows - span[0]] = unique / unique.mean()
+    return weights
+
+
+def _check_weighted(model: Predictor, weights: np.ndarray) -> np.ndarray:
+    """`weights`, once the model's `fit` is known to take `sample_weight`."""
+    if "sample_weight" not in inspect.signature(model.fit).parameters:
+        raise ConfigError(
+            f"predictor {model.name!r} does not take sample weights",
+            param="sample_weights",
+            fix="drop sample_weights or use xgboost / a Keras predictor",
+        )
+    return weights
 
 
 def _best_iteration(model: Predictor) -> int | None:
