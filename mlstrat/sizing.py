@@ -5,8 +5,8 @@ of a data feed into a number of units:
 
 1. a fraction of ``max_position`` × portfolio value, from
    * ``method="tiered"``: the highest confidence tier reached (by default
-     60 % / 65 % / 80 % → 0.25 / 0.5 / 1.0, the tiers of the crypto paper
-     trader mlstrat was built to backtest); below the lowest tier the size is 0,
+     60 % / 65 % / 80 % → 0.25 / 0.5 / 1.0, the tiers of the crypto trading
+     bot mlstrat was built to backtest); below the lowest tier the size is 0,
    * ``method="afml"``: López de Prado's bet size from the predicted-class
      probability p among K classes, z = (p − 1/K)/√(p(1 − p)),
      m = 2Φ(z) − 1, averaged over the last ``active_bets`` predictions and
@@ -38,7 +38,7 @@ from mlstrat.errors import ConfigError
 
 _EPS = 1e-12
 
-#: (minimum confidence, fraction of max_position): the paper trader's low/medium/high tiers.
+#: (minimum confidence, fraction of max_position): the original bot's low/medium/high tiers.
 DEFAULT_TIERS: tuple[tuple[float, float], ...] = ((0.60, 0.25), (0.65, 0.50), (0.80, 1.00))
 DEFAULT_TIER_NAMES: tuple[str, ...] = ("low", "medium", "high")
 

@@ -21,7 +21,7 @@ The feed needs the feature lines, the target line and empty prediction lines:
         frame, columns=[*feature_names, "direction_1", *ONLINE_PREDICTION_COLUMNS])
 
 Defaults: XGBoost, 4-month training windows stepped by 2 months (the
-retraining schedule of the crypto paper trader mlstrat was built to backtest).
+retraining schedule of the crypto trading bot mlstrat was built to backtest).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Change a set's columns or definitions -> register it under a new version.
 
 Built-in sets (windows in bars; names documented in `mlstrat.features.catalogue`):
 
-- `core` v1, 17 columns: the 17 inputs of the paper trader's price LSTM
+- `core` v1, 17 columns: the 17 inputs of the original bot's price LSTM
   (docs/architecture.md, "Where the default numbers come from"), made
   scale-free: SMA20 and SMA50 distance, RSI14, MACD line/signal/histogram (/ close),
   volume ratio (20), 1-bar return and log return, Bollinger(20, 2) upper and lower
@@ -513,7 +513,7 @@ register_feature_set(
     "core",
     1,
     CORE_FEATURES,
-    description="17 inputs of the paper trader's price LSTM (any timeframe)",
+    description="17 inputs of the original bot's price LSTM (any timeframe)",
 )
 register_feature_set(
     "lstm", 1, LSTM_FEATURES, description="multi-timeframe set for sequence models (1h + 4h + 24h)"

@@ -131,7 +131,7 @@ def build_seed000(
     dropout: float = 0.2,
     outputs: int = 1,
 ):
-    """The older saved price model of the crypto paper trader mlstrat was built to backtest.
+    """The older saved price model of the crypto trading bot mlstrat was built to backtest.
 
     Conv1D, stacked LSTM with batch norm, dot attention, dense head; the defaults
     (96 bars × 17 features, LSTM 256-128-64) are the shape of its saved models.

@@ -1,6 +1,6 @@
 """Stacked-LSTM adapters: `lstm`, `lstm_attention` and `lstm_regressor`.
 
-Their defaults are the settings of the crypto paper trader mlstrat was built
+Their defaults are the settings of the crypto trading bot mlstrat was built
 to backtest: `lstm` is its first price LSTM, `lstm_attention` the LSTM its
 retraining review moved to, `lstm_regressor` its LSTM price regressor (see
 docs/architecture.md, "Where the default numbers come from").
@@ -231,7 +231,7 @@ class _BinaryLSTM(_LSTMAdapter):
 
 @register_predictor("lstm")
 class LSTMPredictor(_ReduceLROnPlateau, _BinaryLSTM):
-    """The paper trader's first LSTM: classifies a binary target (e.g. direction_1) from a window.
+    """The original bot's first LSTM: classifies a binary target (e.g. direction_1) from a window.
 
     Defaults: window 50, LSTM (128, 64, 32), dropout (.3, .3, .2),
     BatchNorm after the first two LSTM layers, L2 1e-3, Dense(16) + dropout .1
@@ -286,7 +286,7 @@ class LSTMPredictor(_ReduceLROnPlateau, _BinaryLSTM):
 
 @register_predictor("lstm_attention")
 class LSTMAttentionPredictor(_BinaryLSTM):
-    """The paper trader's revised LSTM: residual LSTM stack, attention pooling, focal loss.
+    """The original bot's revised LSTM: residual LSTM stack, attention pooling, focal loss.
 
     Defaults: window 120, LSTM (128, 64, 32) with residual connections,
     BatchNorm and dropout .3 after each, `TemporalAttention(attention_units)`,
@@ -369,7 +369,7 @@ class LSTMAttentionPredictor(_BinaryLSTM):
 
 @register_predictor("lstm_regressor")
 class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
-    """The paper trader's LSTM regressor of a forward return (e.g. forward_return_1).
+    """The original bot's LSTM regressor of a forward return (e.g. forward_return_1).
 
     Defaults: window 60, LSTM (64, 32), dropout .2, linear Dense(1); MSE
     loss, MAE metric, Adam 1e-3, EarlyStopping, ReduceLROnPlateau, best

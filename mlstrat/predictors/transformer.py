@@ -1,6 +1,6 @@
 """Transformer-encoder adapter `transformer`: three-class SELL/HOLD/BUY from a window.
 
-Defaults are those of the three-class transformer in the crypto paper trader
+Defaults are those of the three-class transformer in the crypto trading bot
 mlstrat was built to backtest (docs/architecture.md, "Where the default
 numbers come from").
 

@@ -1,6 +1,6 @@
 """Volatility LSTM adapter `volatility_lstm`: realised volatility from its own history.
 
-Defaults come from the volatility notebook of the crypto paper trader mlstrat
+Defaults come from the volatility notebook of the crypto trading bot mlstrat
 was built to backtest (docs/architecture.md, "Where the default numbers come
 from").
 

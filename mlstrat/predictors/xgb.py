@@ -1,6 +1,6 @@
 """Gradient-boosted trees (XGBoost) for direction and three-class targets.
 
-Defaults are the settings the crypto paper trader mlstrat was built to
+Defaults are the settings the crypto trading bot mlstrat was built to
 backtest settled on in its retraining review (docs/architecture.md, "Where the
 default numbers come from"): 500 trees of depth 8, learning rate 0.05,
 row/column subsampling 0.8, L1 0.1 / L2 1.0, class balancing from the

@@ -480,7 +480,7 @@ def run_walk_forward(
         cores // workers, unless given; XGBoost results do not depend on it).
     target: target column (default: the feed's first direction_*/three_class_*).
     splits: the fold schedule (default 4-month train / 2-month test and step, the
-        retraining schedule of the crypto paper trader mlstrat was built to backtest);
+        retraining schedule of the crypto trading bot mlstrat was built to backtest);
         its horizon is raised to the target's so labels are always purged.
     thresholds: keyword arguments of `fit_thresholds` (range, objective, multipliers...).
     n_jobs: parallel folds (-1: all cores). backend: "loky" or "dask"; scheduler:

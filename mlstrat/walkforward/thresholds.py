@@ -1,6 +1,6 @@
 """Dynamic, symbol-specific confidence thresholds, fitted on validation data.
 
-The crypto paper trader mlstrat was built to backtest replaced its fixed 70 %
+The crypto trading bot mlstrat was built to backtest replaced its fixed 70 %
 confidence threshold with thresholds that move between 60 % and 80 % per
 symbol. Here each fold fits its own pair on the fold's validation tail (never
 on test data):
@@ -16,7 +16,7 @@ on test data):
   ``"precision"`` and ``"f1"`` are available too;
 * a candidate must produce at least ``min_signals`` validation signals
   (default: max(10, 2 % of the validation rows)); if none does, the side
-  falls back to ``fallback`` (0.6, the paper trader's base threshold);
+  falls back to ``fallback`` (0.6, the original bot's base threshold);
 * the chosen value is multiplied by the symbol's multiplier (``multipliers``,
   default 1.0; > 1 makes that symbol more conservative) and clipped to
   ``[low, high]``. Ties go to the lower threshold (more signals).
@@ -326,5 +326,5 @@ def _multiplier(symbol: str | None, multipliers: Mapping[str, float] | None) -> 
 
 
 def default_thresholds(value: float = 0.6) -> Thresholds:
-    """Unfitted thresholds (no validation data): the paper trader's base 60 % on both sides."""
+    """Unfitted thresholds (no validation data): the original bot's base 60 % on both sides."""
     return Thresholds(long=value, short=value, objective="none", fitted=False)
