@@ -96,7 +96,12 @@ SIGNAL_TASKS = ("direction", "three_class", "regression")
 VOLATILITY_TASKS = ("volatility",)
 #: A run name is a folder name under reports/: no separators, no "..", no hidden names.
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-THRESHOLD_KEYS = ("low", "high", "step", "objective", "min_signals", "fallback", "multipliers")
+THRESHOLD_KEYS = (
+    *("low", "high", "step", "objective", "min_signals", "fallback", "multipliers"),
+    *("method", "min_trades", "confidence", "commission", "slippage"),  # net_pnl, outcomes
+)
+#: How a `meta` predictor's ``primary:`` names a side rule instead of another predictor.
+RULE_PREFIX = "rule:"
 
 
 # ---------------------------------------------------------------------------- typed config
@@ -216,6 +221,15 @@ class PredictorConfig:
     )
     thresholds: dict[str, Any] = setting(
         None, "fit_thresholds options", kind=sections.as_mapping, factory=dict
+    )
+    primary: str | None = setting(
+        None, "meta: the predictor (its name here) or rule:COLUMN whose side it judges"
+    )
+    sample_weights: str | None = setting(
+        None, "uniqueness: weight rows by label uniqueness", choices=("uniqueness",)
+    )
+    weight_decay: float = setting(
+        1.0, "sample weights' time decay (1: none)", kind=float, minimum=-0.999, maximum=1.0
     )
     task: str = "direction"
     fit_targets: tuple[str, ...] = ()
@@ -915,6 +929,7 @@ class _Parser:
         out: list[PredictorConfig] = []
         for i, item in enumerate(raw):
             out.append(self.predictor(item, f"predictors[{i}]", features, vol_name, out))
+        out = [self.primary_of(p, f"predictors[{i}]", out) for i, p in enumerate(out)]
         if vol_name is not None and not any(p.name == vol_name for p in out):
             raise self.error(
                 "sizing.volatility",
@@ -986,13 +1001,49 @@ class _Parser:
         cols = self.predictor_features(item.get("features"), _join(path, "features"), features)
         thresholds = self.mapping(item.get("thresholds"), _join(path, "thresholds"), THRESHOLD_KEYS)
         if thresholds:
-            from mlstrat.walkforward.thresholds import OBJECTIVES
+            from mlstrat.walkforward.thresholds import METHODS, OBJECTIVES
 
-            if "objective" in thresholds:
-                self.choice(
-                    thresholds["objective"], _join(path, "thresholds.objective"), OBJECTIVES
-                )
-        return PredictorConfig(name, kind, params, target, cols, thresholds, task, fit_targets)
+            for key, allowed in (("objective", OBJECTIVES), ("method", METHODS)):
+                if key in thresholds:
+                    self.choice(thresholds[key], _join(path, f"thresholds.{key}"), allowed)
+        extra = {
+            key: self.setting(PredictorConfig, key, item, path)
+            for key in ("primary", "sample_weights", "weight_decay")
+        }
+        if extra["primary"] is not None and kind != "meta":
+            raise self.error(_join(path, "primary"), "only a meta predictor has a primary")
+        return PredictorConfig(
+            name, kind, params, target, cols, thresholds, **extra, task=task,
+            fit_targets=fit_targets,
+        )  # fmt: skip
+
+    def primary_of(
+        self, pred: PredictorConfig, path: str, entries: list[PredictorConfig]
+    ) -> PredictorConfig:
+        """A meta entry with the targets its primary learns among its fit targets: the
+        primary is another entry (by name, not a meta) or a ``rule:COLUMN`` of the features."""
+        if pred.predictor != "meta":
+            return pred
+        key = _join(path, "primary")
+        if pred.primary is None:
+            if "primary" in pred.params and "primary_target" in pred.params:
+                return pred  # a (name, params) primary given in params, with its target
+            raise self.error(
+                key,
+                "missing: a meta predictor judges another predictor's sides",
+                "name one: primary: xgboost (another entry) or primary: rule:COLUMN",
+            )
+        if "primary" in pred.params or "primary_target" in pred.params:
+            raise self.error(key, "given twice: as primary and in params", "keep primary:")
+        if pred.primary.startswith(RULE_PREFIX):
+            return pred
+        names = [p.name for p in entries if p.name != pred.name and p.predictor != "meta"]
+        source = self.choice(pred.primary, key, names)
+        primary = next(p for p in entries if p.name == source)
+        if primary.task not in ("direction", "three_class"):
+            raise self.error(key, f"{source!r} has task {primary.task!r}: it proposes no side")
+        extra = tuple(t for t in (primary.target, *primary.fit_targets) if t != pred.target)
+        return dataclasses.replace(pred, fit_targets=tuple(dict.fromkeys(extra)))
 
     def member_targets(
         self,

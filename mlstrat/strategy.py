@@ -25,6 +25,17 @@ entry fill (backtrader activates bracket children once the parent has filled).
 With ``cooldown_bars`` = N, no entry is decided at the N bars starting with
 the bar an exit filled on (N = 0 allows reversing in one decision).
 
+Turnover control: with ``exit_threshold`` set (hysteresis), a position is no
+longer closed because the signal dropped below its entry threshold or flipped
+weakly; it is closed when the model's confidence in the *held* side
+(`held_confidence`: P(up) for a long and 1 − P(up) for a short from a binary
+model, P(buy) / P(sell) from a three-class or meta model) falls below
+``exit_threshold`` ("confidence_exit"), or when the opposite side qualifies for
+an entry ("signal_flip", reversed when allowed). ``min_hold_bars`` = N keeps
+exit signals (flip, confidence) from closing a position before it has been held
+N bars (the fill bar counts as one); bracket stops and ``max_hold_bars`` still
+apply.
+
 Tiers: `resolve_tiers` (called by `start`, once the sizer is attached) fixes
 the confidence tier table and each feed's tier thresholds; `tier_table` reads it.
 Online retraining (a model refitted inside the backtest, writing into the
@@ -102,6 +113,9 @@ class _Slot:
         "confidence",
         "proba",
         "proba_hold",
+        "proba_up",
+        "proba_buy",
+        "proba_sell",
         "expected_return",
         "volatility",
         "threshold_long",
@@ -171,6 +185,9 @@ class MLStrategy(bt.Strategy):
         ("take_profit", None),
         ("trail_percent", None),
         ("cooldown_bars", 0),
+        # turnover control: exit below this confidence in the held side; hold at least N bars
+        ("exit_threshold", None),
+        ("min_hold_bars", 0),
         # confidence tiers for Pred.tier; None: the sizer's table, else sizing.DEFAULT_TIERS
         ("tiers", None),
     )
@@ -191,6 +208,9 @@ class MLStrategy(bt.Strategy):
             slot.confidence = _line(data, p.confidence_line)
             slot.proba = _line(data, p.proba_line)
             slot.proba_hold = None
+            slot.proba_up = _line(data, p.proba_line)
+            slot.proba_buy = _line(data, "proba_buy")
+            slot.proba_sell = _line(data, "proba_sell")
             if slot.proba is None and _line(data, "proba_buy") is not None:
                 slot.proba = _line(data, "proba_buy")  # three-class: P(up) = P(buy) + P(hold)/2
                 slot.proba_hold = _line(data, "proba_hold")
@@ -242,6 +262,22 @@ class MLStrategy(bt.Strategy):
         if int(p.cooldown_bars) < 0:
             raise ConfigError(
                 f"cooldown_bars={p.cooldown_bars!r} must be ≥ 0", param="cooldown_bars"
+            )
+        if p.exit_threshold is not None and not (0 < p.exit_threshold < 1):
+            raise ConfigError(
+                f"exit_threshold={p.exit_threshold!r} must be a confidence in (0, 1)",
+                param="exit_threshold",
+                fix="e.g. 0.5: keep a position while the held side's confidence is >= 0.5",
+            )
+        if int(p.min_hold_bars) < 0:
+            raise ConfigError(
+                f"min_hold_bars={p.min_hold_bars!r} must be ≥ 0", param="min_hold_bars"
+            )
+        if p.max_hold_bars is not None and int(p.min_hold_bars) > int(p.max_hold_bars):
+            raise ConfigError(
+                f"min_hold_bars={p.min_hold_bars!r} exceeds max_hold_bars={p.max_hold_bars!r}",
+                param="min_hold_bars",
+                fix="use min_hold_bars <= max_hold_bars",
             )
 
     # ------------------------------------------------------------------ setup
@@ -362,13 +398,36 @@ class MLStrategy(bt.Strategy):
         return 0
 
     def exit_signal(self, data: Any, pred: Pred, position: bt.Position) -> str | bool | None:
-        """A reason string (or True) to close the position now; default: the signal flipped."""
+        """A reason string (or True) to close the position now; default: the signal flipped,
+        or with ``exit_threshold`` the hysteresis rule of the module docstring."""
+        side = 1 if position.size > 0 else -1
+        if self.p.exit_threshold is not None:
+            if self.held_confidence(data, side) < self.p.exit_threshold - _EPS:
+                return "confidence_exit"
+            if self.p.exit_on_flip and self.entry_signal(data, pred) == -side:
+                return "signal_flip"
+            return None
         if not self.p.exit_on_flip:
             return None
         signal = pred.signal
-        if (position.size > 0 and signal < 0) or (position.size < 0 and signal > 0):
+        if (side > 0 and signal < 0) or (side < 0 and signal > 0):
             return "signal_flip"
         return None
+
+    def held_confidence(self, data: Any, side: int) -> float:
+        """The model's confidence in `side` (+1 long, -1 short) at the decision bar: P(up) or
+        1 − P(up) with a ``proba_up`` line, else P(buy) or P(sell) with three-class lines,
+        else the confidence when the signal agrees with `side` (0 when it opposes it)."""
+        slot = self._slots[data]
+        a = self._ago
+        if slot.proba_up is not None:
+            up = slot.proba_up.array[slot.proba_up._idx + a]
+            return up if side > 0 else 1.0 - up
+        line = slot.proba_buy if side > 0 else slot.proba_sell
+        if line is not None:
+            return line.array[line._idx + a]
+        pred = self._pred(slot, a)
+        return 0.0 if pred.signal * side < 0 else pred.confidence
 
     # ------------------------------------------------------------------ the bar loop
 
@@ -415,9 +474,10 @@ class MLStrategy(bt.Strategy):
         if position.size:
             p = self.p
             reason: Any = None
-            if p.max_hold_bars and bar - slot.entry_bar + 1 >= p.max_hold_bars:
+            held_bars = bar - slot.entry_bar + 1
+            if p.max_hold_bars and held_bars >= p.max_hold_bars:
                 reason = "max_hold"
-            else:
+            elif held_bars >= p.min_hold_bars:
                 reason = self.exit_signal(data, pred, position)
             if not reason:
                 return

@@ -32,6 +32,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "transformer": "mlstrat.predictors.transformer",
     "volatility_lstm": "mlstrat.predictors.volatility",
     "hybrid": "mlstrat.predictors.hybrid",
+    "meta": "mlstrat.predictors.meta",
     "legacy_keras": "mlstrat.predictors.legacy",
 }
 

@@ -55,10 +55,11 @@ from mlstrat.walkforward.outcomes import SideOutcomes
 OBJECTIVES = ("precision_lcb", "precision", "f1")
 #: How thresholds are chosen: precision of the direction (default) or net P&L after costs.
 METHODS = ("precision", "net_pnl")
-#: `fit_thresholds` options of each method besides the shared low / high / step / multipliers.
+#: Threshold options of each method besides the shared low / high / step / multipliers and
+#: the costs (commission, slippage) trade outcomes are judged with.
 METHOD_KEYS = {
     "precision": ("objective", "min_signals", "fallback"),
-    "net_pnl": ("min_trades", "confidence", "commission", "slippage"),
+    "net_pnl": ("min_trades", "confidence"),
 }
 
 
