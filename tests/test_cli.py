@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mlstrat
 from mlstrat.cli import COMMANDS, build_parser
 
@@ -71,3 +73,32 @@ def test_python_m_mlstrat_cli_runs_this_checkout_and_builds_without_heavy_librar
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A YAML flow list of `levels` anchors, each ten aliases of the one before (10**9 leaves)."""
+    items = ["&a0 [" + ", ".join(["lol"] * 10) + "]"]
+    items += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(items) + "]"
+
+
+def test_param_values_are_read_within_the_config_limits():
+    """`--param` (train, walkforward) reads values like `--set` and config files: bounded."""
+    from mlstrat.cli.common import parse_assignments, parse_param
+    from mlstrat.errors import ConfigError
+
+    bomb = _alias_bomb()
+    for call, where in (
+        (lambda: parse_param(f"members={bomb}"), "--param members"),
+        (lambda: parse_assignments([f"tiers={bomb}"], "--sizer-param"), "--sizer-param tiers"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            call()
+        assert info.value.problem.startswith(f"{where}: YAML too large"), info.value.problem
+    with pytest.raises(ConfigError, match=r"--param depth: not valid YAML"):
+        parse_param("depth=[1, 2")
+    assert parse_param("max_depth=4") == ("max_depth", 4)
+    assert parse_param("tiers=[[0.6, 0.25]]") == ("tiers", [[0.6, 0.25]])
+    assert parse_param("name=") == ("name", "")
+    with pytest.raises(ConfigError, match="is not key=value"):
+        parse_param("sizing.tiers=1")  # --param names a constructor argument, never a path

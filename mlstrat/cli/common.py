@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from mlstrat.data.options import add_data_arguments, options_from_args
 from mlstrat.errors import ConfigError
@@ -84,27 +83,26 @@ def parse_param(text: str) -> tuple[str, Any]:
             f"--param {text!r} is not key=value",
             fix="write e.g. --param n_estimators=200 --param learning_rate=0.05",
         )
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--param {key}: cannot read value {raw!r} ({exc})") from exc
-    return key, value
+    return key, (yaml_value(raw, f"--param {key}") if raw.strip() else "")
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
-    """KEY=VALUE strings → dict with YAML-typed values (numbers, booleans, null, lists).
-
-    Values are read like a configuration file, within its limits (size, aliases, depth).
-    """
-    from mlstrat.config import load_yaml_text
-
+    """KEY=VALUE strings → dict with YAML-typed values (numbers, booleans, null, lists)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{what} {item!r} is not KEY=VALUE", fix="e.g. allow_short=true")
-        try:
-            out[key.strip()] = load_yaml_text(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{what} {key.strip()}: {exc.problem}", fix=exc.fix) from None
+        out[key.strip()] = yaml_value(raw, f"{what} {key.strip()}")
     return out
+
+
+def yaml_value(raw: str, where: str) -> Any:
+    """One option value read like a configuration file, within its limits (size, aliases,
+    depth), so a flag cannot smuggle in what a config file may not; errors start with `where`."""
+    from mlstrat.config import load_yaml_text
+
+    try:
+        return load_yaml_text(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.problem}", fix=exc.fix) from None
