@@ -40,7 +40,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,10 +51,10 @@ import pandas as pd
 
 import mlstrat
 from mlstrat.cache import Entry, cached, content_hash, verify_cache
-from mlstrat.config import PredictorConfig, RunConfig, load_config, parse_config
+from mlstrat.config import RULE_PREFIX, PredictorConfig, RunConfig, load_config, parse_config
 from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
 from mlstrat.features.targets import forward_return, horizon_of
-from mlstrat.fileio import load_json, storage_error, versions
+from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
 from mlstrat.rundir import RunDir, inside
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
@@ -365,6 +364,7 @@ class _Pipeline:
                 "stage_version": STAGE_VERSIONS["walkforward"],
                 "features": self.feature_keys[symbol],
                 "predictor": spec,
+                "options": walkforward_options(self.config, pred),
                 "walkforward": self.config.section("walkforward"),
                 "seed": self.config.seed,
             }
@@ -375,10 +375,11 @@ class _Pipeline:
 
         cfg = self.config
         splits = dataclasses.replace(cfg.walkforward, horizon=horizon_of(pred.target))
+        options = walkforward_options(cfg, pred)
         return run_walk_forward(
             self.feature_paths[symbol],
             predictor=pred.predictor,
-            params=pred.params,
+            params=options["params"],
             target=pred.target,
             fit_targets=pred.fit_targets,
             splits=splits,
@@ -388,9 +389,11 @@ class _Pipeline:
             scheduler=cfg.scheduler,
             resume=True,
             features=None if pred.features is None else list(pred.features),
-            thresholds=pred.thresholds,
+            thresholds=options["thresholds"],
             seed=cfg.seed,
             progress=self.progress,
+            sample_weights=options["sample_weights"],
+            weight_decay=options["weight_decay"],
         )
 
     # -- backtest -----------------------------------------------------------
@@ -509,10 +512,9 @@ class _Pipeline:
                 intact = f"{rel}/report.html" in files and not self.run.verify(files)
                 if not (old.get(page) == key and intact):
                     status = "computed"
-                    self.cache.mkdir(parents=True, exist_ok=True)
-                    with tempfile.TemporaryDirectory(dir=self.cache, prefix=".report") as tmp:
-                        self._build_page(page, members, Path(tmp) / page)
-                        self.run.install(Path(tmp) / page, rel, link=False)
+                    with scratch_dir(self.cache / "report") as tmp:
+                        self._build_page(page, members, tmp / page)
+                        self.run.install(tmp / page, rel, link=False)
                 self.reports[page] = self.out / rel / "report.html"
                 self.records.append(
                     StageRecord("report", page, key, status, time.perf_counter() - started)
@@ -557,6 +559,33 @@ class _Pipeline:
             | {f"report/{n}/" for n in self.reports}
         )
         self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
+
+
+def walkforward_options(cfg: RunConfig, pred: PredictorConfig) -> dict[str, Any]:
+    """What a walk-forward of `pred` runs with beyond its entry: a meta predictor's primary
+    (another entry's predictor, parameters and targets, or a rule) in its parameters, and
+    the broker's commission and slippage as the costs trade outcomes are judged with
+    (``method: net_pnl`` thresholds, predictors that learn outcomes) unless given."""
+    from mlstrat.predictors.registry import get_predictor
+
+    params = dict(pred.params)
+    if pred.primary is not None and pred.primary.startswith(RULE_PREFIX):
+        params["primary"] = pred.primary
+    elif pred.primary is not None:
+        entry = cfg.predictor(pred.primary)
+        params["primary"] = [entry.predictor, dict(entry.params)]
+        targets = [entry.target, *entry.fit_targets]
+        params["primary_target"] = targets[0] if len(targets) == 1 else targets
+    thresholds = dict(pred.thresholds)
+    if thresholds.get("method") == "net_pnl" or get_predictor(pred.predictor).learns_outcomes:
+        thresholds.setdefault("commission", cfg.broker.commission)
+        thresholds.setdefault("slippage", cfg.broker.slippage)
+    return {
+        "params": params,
+        "thresholds": thresholds,
+        "sample_weights": pred.sample_weights,
+        "weight_decay": pred.weight_decay,
+    }
 
 
 def _feed_quality(path: Path) -> dict[str, Any]:
@@ -806,7 +835,7 @@ def _build_predictors(cfg: RunConfig) -> None:
 
     for i, pred in enumerate(cfg.predictors):
         try:
-            create_predictor(pred.predictor, **pred.params)
+            create_predictor(pred.predictor, **walkforward_options(cfg, pred)["params"])
         except ConfigError as exc:
             key = f"predictors[{i}].params" + (f".{exc.param}" if exc.param else "")
             raise ConfigError(f"{key}: {exc.problem}", file=cfg.source, fix=exc.fix) from None
@@ -1045,9 +1074,9 @@ def replay(run_dir: str | Path, *, mode: str = "full", progress: bool = True) ->
                     else {s: run_dir / "models" / vol.name / s for s in cfg.data.symbols}
                 )
                 result, _ = backtest_predictor(cfg, pred, features, wf, vol_dirs)
-                with tempfile.TemporaryDirectory(dir=out, prefix=".backtest") as tmp:
-                    result.save(Path(tmp) / "result")
-                    replay_run.install(Path(tmp), f"backtests/{pred.name}", link=False)
+                with scratch_dir(out / "backtest") as tmp:
+                    result.save(tmp / "result")
+                    replay_run.install(tmp, f"backtests/{pred.name}", link=False)
     identical: dict[str, bool] = {}
     differences: dict[str, str] = {}
     for pred in cfg.signal_predictors:
