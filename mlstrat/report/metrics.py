@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,9 @@ from pandas.tseries.frequencies import to_offset
 
 from mlstrat.errors import ConfigError, IntegrityError
 from mlstrat.report.result import FILLS_FILE, BacktestResult
+
+if TYPE_CHECKING:
+    from mlstrat.report.stats import StatisticsOptions
 
 TRADING_DAYS_PER_YEAR = 252
 CALENDAR_DAYS_PER_YEAR = 365
@@ -793,6 +796,9 @@ class Metrics:
     confusion: dict = field(default_factory=dict)
     feature_importance: dict[str, float] | None = None
     costs: dict = field(default_factory=dict)
+    #: PSR, DSR, MinTRL, bootstrap interval (`stats.backtest_statistics`); filled when
+    #: compute_metrics is given StatisticsOptions (the bootstrap costs a second on long runs).
+    statistics: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -805,8 +811,10 @@ def compute_metrics(
     *,
     periods_per_year: float | None = None,
     risk_free: float = 0.0,
+    statistics: StatisticsOptions | None = None,
 ) -> Metrics:
-    """All trading metrics and ML diagnostics of `result` (see module docstring)."""
+    """All trading metrics and ML diagnostics of `result` (see module docstring); with
+    `statistics`, also the selection-aware statistics of its per-bar returns."""
     eq = result.equity
     ann = infer_annualisation(eq.index, result.timeframe, periods_per_year)
     P = ann.periods_per_year
@@ -899,6 +907,25 @@ def compute_metrics(
         confusion=confusion_matrix(result, outcomes),
         feature_importance=fi,
         costs=costs,
+        statistics={}
+        if statistics is None
+        else _statistics(r, bh, ann, per_bar_rate(risk_free, P), statistics),
+    )
+
+
+def _statistics(
+    returns: pd.Series,
+    buy_hold: pd.Series,
+    ann: Annualisation,
+    risk_free: float,
+    options: StatisticsOptions,
+) -> dict[str, Any]:
+    """`stats.backtest_statistics` of the equity's returns against buy-and-hold's."""
+    from mlstrat.report.stats import backtest_statistics  # stats builds on this module
+
+    bench = bar_returns(buy_hold) if len(buy_hold) and buy_hold.notna().all() else None
+    return backtest_statistics(
+        returns, bench, ann.periods_per_year, ann.reason, options, risk_free=risk_free
     )
 
 

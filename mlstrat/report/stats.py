@@ -690,3 +690,118 @@ def path_statistics(equity_curves: Sequence[pd.Series], periods_per_year: float)
         sharpes.append(sharpe_ratio(bar_returns(equity), periods))
         drawdowns.append(max_drawdown(equity))
     return PathStats(np.array(sharpes), np.array(drawdowns), periods)
+
+
+# --------------------------------------------------------------------------- a backtest's statistics
+
+
+def trial_sharpe(returns: Any) -> float:
+    """Per-bar Sharpe of one trial's returns; 0 for a trial without variance (it never traded)."""
+    values = np.asarray(returns, dtype=float).ravel()
+    if len(values) < 2:
+        return 0.0
+    return float(_row_sharpes(values[None, :])[0])
+
+
+@dataclass(frozen=True)
+class TrialSet:
+    """Everything tried: each trial's per-bar Sharpe (the DSR's N and variance) and, where it
+    was recorded, its per-bar returns (PBO); `source` says where the trials come from."""
+
+    sharpes: Mapping[str, float]
+    returns: Mapping[str, pd.Series] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def sharpe_values(self, risk_free: float = 0.0) -> np.ndarray:
+        """Every trial's per-bar Sharpe; of returns minus `risk_free` (per bar) where recorded."""
+        return np.array(
+            [
+                trial_sharpe(self.returns[k] - risk_free) if k in self.returns else float(v)
+                for k, v in self.sharpes.items()
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class StatisticsOptions:
+    """How a report computes its selection-aware statistics: the trials behind it (None: this
+    backtest is the only one known), the confidence, the seeded bootstrap and PBO's blocks."""
+
+    trials: TrialSet | None = None
+    confidence: float = 0.95
+    n_resamples: int = 2000
+    seed: int = 0
+    pbo_blocks: int = 16
+
+
+def backtest_statistics(
+    returns: pd.Series,
+    benchmark: pd.Series | None,
+    periods_per_year: float,
+    reason: str,
+    options: StatisticsOptions,
+    risk_free: float = 0.0,
+) -> dict[str, Any]:
+    """The ``statistics`` block of a report: PSR against 0 and buy-and-hold, DSR over the
+    trials, MinTRL and the bootstrap interval of the per-bar returns less `risk_free` (per bar).
+
+    Undefined statistics (constant returns: a backtest that never traded) give the reason
+    under ``undefined`` instead of numbers.
+    """
+    head: dict[str, Any] = {
+        "returns": f"simple per-bar returns of the equity curve ({len(returns)} bars)"
+        + (f" minus the risk-free rate ({risk_free:g} per bar)" if risk_free else ""),
+        "annualisation": f"annualised Sharpe = per-bar Sharpe x sqrt({periods_per_year:g}) "
+        f"({reason})",
+        "kurtosis_kind": "non-excess (3 for normal returns)",
+    }
+    excess = returns - risk_free
+    try:
+        own = return_moments(excess).sharpe
+    except DataError as exc:
+        return {**head, "undefined": exc.problem}
+    marks = {"zero": 0.0}
+    if benchmark is not None and len(benchmark) >= 4 and np.ptp(benchmark.to_numpy(float)) > 0:
+        marks["buy_and_hold"] = return_moments(benchmark - risk_free).sharpe
+    trials = options.trials
+    if trials is None or not trials.sharpes:
+        sharpes, source = np.array([own]), "this backtest only (no trial log)"
+    else:
+        sharpes, source = trials.sharpe_values(risk_free), trials.source
+    found = sharpe_stats(
+        excess,
+        benchmarks=marks,
+        periods_per_year=periods_per_year,
+        confidence=options.confidence,
+        trial_sharpes=sharpes,
+    )
+    boot = bootstrap_sharpe_ci(
+        excess,
+        level=options.confidence,
+        n_resamples=options.n_resamples,
+        seed=options.seed,
+        periods_per_year=periods_per_year,
+    )
+    return {**head, **found.to_dict(), "trials": source, "bootstrap": boot.to_dict()}
+
+
+def aligned_returns(
+    variants: Mapping[str, pd.Series], index: pd.DatetimeIndex, min_coverage: float = 0.9
+) -> pd.DataFrame:
+    """Per-bar returns of every variant on the bars of `index` (0 where a variant had no bar:
+    no position), keeping the variants that cover at least `min_coverage` of those bars."""
+    columns = {}
+    for name, series in variants.items():
+        covered = series.index.isin(index).sum() / max(len(index), 1)
+        if covered >= min_coverage:
+            columns[name] = series.reindex(index).fillna(0.0).to_numpy(float)
+    return pd.DataFrame(columns, index=index)
+
+
+def variants_pbo(returns: pd.DataFrame, n_blocks: int) -> tuple[PBOResult | None, str | None]:
+    """PBO over the columns of `returns`, or (None, why not) when it cannot be computed."""
+    try:
+        return probability_of_backtest_overfitting(returns, n_blocks), None
+    except (DataError, ConfigError) as exc:
+        return None, exc.problem
