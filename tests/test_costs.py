@@ -265,6 +265,7 @@ def test_unreadable_capped_flag_is_a_schema_error(tmp_path):
     assert "capped" in str(err.value)
 
 
+@pytest.mark.slow
 def test_results_without_fills_attribute_from_trades_and_say_so(tmp_path):
     res = run_table()
     saved = res.save(tmp_path / "r")
@@ -280,6 +281,7 @@ def test_results_without_fills_attribute_from_trades_and_say_so(tmp_path):
     assert "Fills were not recorded" in page
 
 
+@pytest.mark.slow
 def test_report_shows_the_costs_table_and_slippage_line(tmp_path):
     res = run_table()
     page = build_report(res, tmp_path / "page").read_text()

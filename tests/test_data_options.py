@@ -301,6 +301,7 @@ def test_data_inspect_applies_policies(capsys):
     assert "    flagged: 2024-05-02T06:00:00+00:00" in out
 
 
+@pytest.mark.slow
 def test_train_walkforward_backtest_from_a_candle_file_with_data_flags(tmp_path, capsys):
     import json
 

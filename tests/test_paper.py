@@ -220,6 +220,7 @@ def test_bars_appended_one_by_one_reconcile_with_zero_differences(run, candles, 
     assert result.window == (window.index[0], window.index[-1])
 
 
+@pytest.mark.slow
 def test_killed_session_resumes_without_losing_bars_or_duplicating_orders(run, candles, tmp_path):
     """`mlstrat paper` is SIGKILLed after a few bars while candles keep arriving; the same
     command resumes: every bar is journaled once, order numbers run without a gap or a
@@ -268,6 +269,7 @@ def test_killed_session_resumes_without_losing_bars_or_duplicating_orders(run, c
     assert "identical" in check.stdout and f"orders {len(seqs)}," in check.stdout
 
 
+@pytest.mark.slow
 def test_report_from_a_journal_is_the_paper_sessions_result(run, candles, tmp_path):
     """`mlstrat report --journal` replays the journal through the paper path; its equity is
     the journaled equity, and the HTML report is written."""
@@ -319,6 +321,7 @@ def test_every_fill_timing_reconciles(run, candles, tmp_path, broker):
 # ---------------------------------------------------------------------------- late, duplicated, gapped
 
 
+@pytest.mark.slow
 def test_late_duplicated_and_gapped_bars_are_reported_in_one_line_and_handled(
     run, candles, tmp_path
 ):
@@ -646,6 +649,7 @@ def test_a_deleted_order_is_missing_for_reconcile_and_for_a_restart(run, session
         )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_reconcile_cli_exits_2_with_the_divergence_on_one_line(run, session):
     conn = sqlite3.connect(session.journal)
     with conn:
@@ -679,6 +683,7 @@ def test_a_run_trained_otherwise_is_refused(run, tmp_path):
         run_paper(other, None, tmp_path / "j.sqlite", run_dir=run.run_dir)
 
 
+@pytest.mark.slow
 def test_missing_or_unfinished_run_directory_is_a_config_error(run, tmp_path):
     with pytest.raises(ConfigError, match="not a run directory"):
         run_paper(run.config, None, tmp_path / "j.sqlite", run_dir=tmp_path / "nothing")

@@ -136,6 +136,7 @@ def test_long_trade_lists_are_cut_with_a_note(tmp_path, monkeypatch, no_png):
     assert table.count("<tr>") == 6
 
 
+@pytest.mark.slow
 def test_rebuild_is_atomic_and_failures_leave_the_old_report(tmp_path, monkeypatch, no_png):
     res = make_result(300, seed=5)
     out = tmp_path / "run"

@@ -41,6 +41,7 @@ def multi():
     return res, compute_metrics(res)
 
 
+@pytest.mark.slow
 def test_every_chart_of_a_full_multi_symbol_run_is_drawn_and_labelled(multi, tmp_path):
     res, m = multi
     charts = make_charts(res, m)

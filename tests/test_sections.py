@@ -291,6 +291,7 @@ def test_a_file_that_fails_while_it_runs_is_one_config_error(tmp_path):
     assert not any(name.startswith("mlstrat_user_boom_") for name in sys.modules)
 
 
+@pytest.mark.slow
 def test_user_module_names_do_not_depend_on_the_hash_seed(tmp_path):
     (tmp_path / "strat.py").write_text(STRATEGY, encoding="utf-8")
     code = (

@@ -165,6 +165,7 @@ def test_vol_target_model_signal(btc):
         assert (after > 0 and sig[t - 1] > 0) or (after == 0 and sig[t - 1] < 0)
 
 
+@pytest.mark.slow
 def test_online_retrain_fits_xgboost_inside_the_backtest():
     from mlstrat.features import build_feature_feed, feature_columns
     from mlstrat.walkforward.online import ONLINE_PREDICTION_COLUMNS, with_prediction_columns

@@ -150,6 +150,7 @@ def test_dask_local_cluster_equals_loky(feed, base_run, tmp_path) -> None:
         pd.testing.assert_frame_equal(again.predictions(), base_run.predictions())
 
 
+@pytest.mark.slow
 def test_resume_skips_verified_folds_and_repairs_damaged_ones(feed, base_run, tmp_path) -> None:
     out = tmp_path / "copy"
     shutil.copytree(base_run.out, out)

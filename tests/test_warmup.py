@@ -131,6 +131,7 @@ def run_config(tmp_path: Path, start: str, end: str) -> Path:
     return cfg
 
 
+@pytest.mark.slow
 def test_run_features_start_warm_at_data_start(tmp_path):
     from mlstrat.run import run_experiment
 
