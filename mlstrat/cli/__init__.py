@@ -34,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `mlstrat` parser: --version and every subcommand in `COMMANDS`."""
     parser = argparse.ArgumentParser(prog="mlstrat", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mlstrat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
