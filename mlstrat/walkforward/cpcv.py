@@ -30,12 +30,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError, DataError
+from mlstrat.fileio import atomic_write, atomic_write_json, load_json
 from mlstrat.walkforward.splits import Fold, Span, _as_index, _span_str, parse_span
 
 
@@ -312,3 +314,77 @@ def assemble_path(path: CPCVPath, predictions: Mapping[int, pd.DataFrame]) -> pd
         part = part.assign(fold=seg.split, group=seg.group, path=path.number)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+# -- a walk-forward directory's paths --------------------------------------------
+
+#: Where a CPCV walk-forward keeps its assembled paths: ``OUT/paths/NNN.parquet`` (one
+#: prediction feed per path) and ``OUT/paths.json`` (which split fills which group).
+PATHS_DIR = "paths"
+PATHS_FILE = "paths.json"
+
+
+def path_file(out: str | Path, number: int) -> Path:
+    """The prediction feed of path `number` in walk-forward directory `out`."""
+    return Path(out) / PATHS_DIR / f"{number:03d}.parquet"
+
+
+def write_paths(
+    cv: CombinatorialPurgedCV, index: Any, predictions: Mapping[int, pd.DataFrame], out: Path
+) -> pd.DataFrame:
+    """Assemble every path from the splits' predictions, write ``OUT/paths/NNN.parquet`` and
+    ``OUT/paths.json``, and return path 0: the prediction feed of the walk-forward (every bar
+    exactly once, so the ordinary backtest trades it). Each row's ``fold`` is the split that
+    predicted it; its group is in paths.json."""
+    paths = cv.paths(index)
+    folder = Path(out) / PATHS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for path in paths:
+        # a prediction feed's columns become feed lines: `path` would shadow backtrader's own
+        frame = assemble_path(path, predictions).drop(columns=["group", "path"])
+        atomic_write(
+            path_file(out, path.number), lambda tmp, f=frame: f.to_parquet(tmp, index=False)
+        )
+        frames.append(frame)
+    for stale in folder.glob("*.parquet"):  # paths of an earlier run with more of them
+        if stale.stem.isdigit() and int(stale.stem) >= len(paths):
+            stale.unlink()
+    atomic_write_json(
+        Path(out) / PATHS_FILE,
+        {**cv.describe(), "paths": [_path_record(p) for p in paths]},
+    )
+    return frames[0]
+
+
+def _path_record(path: CPCVPath) -> dict[str, Any]:
+    return {
+        "path": path.number,
+        "segments": [
+            {
+                "group": s.group,
+                "split": s.split,
+                "start": s.start.isoformat(),
+                "end": s.end.isoformat(),
+                "rows": s.rows,
+            }
+            for s in path.segments
+        ],
+    }
+
+
+def path_numbers(out: str | Path) -> list[int] | None:
+    """The path numbers a walk-forward directory holds (None: not a CPCV walk-forward)."""
+    info_file = Path(out) / PATHS_FILE
+    if not info_file.is_file():
+        return None
+    info = load_json(info_file, fix="rerun the walk-forward to rewrite it")
+    numbers = [int(p["path"]) for p in info.get("paths", [])]
+    for n in numbers:
+        if not path_file(out, n).is_file():
+            raise DataError(
+                f"path {n} of the CPCV walk-forward is missing",
+                file=path_file(out, n),
+                fix="rerun the walk-forward to rewrite its paths",
+            )
+    return numbers

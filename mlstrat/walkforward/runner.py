@@ -16,7 +16,11 @@ predicts the fold's test period and writes
 * ``OUT/folds.json`` — one flat record of periods and metrics per fold (with
   ``abstain``: true when the fold's net-of-cost thresholds found no edge on
   either side, so it opens no position);
-* ``OUT/walkforward.json`` — the walk-forward configuration and its key.
+* ``OUT/walkforward.json`` — the walk-forward configuration and its key;
+* with ``scheme: cpcv`` (combinatorial purged CV, `cpcv.py`): the splits predict every
+  bar several times, so each split keeps its own predictions in its fold directory,
+  ``OUT/paths/NNN.parquet`` holds the φ assembled backtest paths, ``OUT/paths.json``
+  which split fills which group, and ``OUT/predictions.parquet`` is path 0.
 
 Folds run as independent tasks that take and return paths (the feed file in,
 the fold directory out), through joblib: ``backend="loky"`` on this machine or
@@ -75,6 +79,7 @@ from mlstrat.predictors.persistence import (
     load_json,
     verify_model_dir,
 )
+from mlstrat.walkforward.cpcv import PATHS_DIR, PATHS_FILE, write_paths
 from mlstrat.walkforward.metrics import classification_metrics, regression_metrics
 from mlstrat.walkforward.outcomes import trade_outcomes
 from mlstrat.walkforward.splits import Fold, WalkForward
@@ -111,6 +116,8 @@ class WalkForwardResult:
     n_trained: int
     n_resumed: int
     seconds: float
+    #: numbers of the CPCV paths written (``OUT/paths/NNN.parquet``); empty for walk-forward
+    paths: list[int] = dataclasses.field(default_factory=list)
 
     def predictions(self) -> pd.DataFrame:
         return pd.read_parquet(self.predictions_path)
@@ -599,7 +606,12 @@ def run_walk_forward(
         # folds of an earlier, longer run in the same directory no longer belong here
         if extra.is_dir() and extra.name.isdigit() and int(extra.name) >= len(folds):
             shutil.rmtree(extra)
-    predictions = pd.concat(parts, ignore_index=True)
+    if splits.scheme == "cpcv":
+        predictions = write_paths(splits.cpcv(), frame.index, dict(enumerate(parts)), out)
+        n_paths = splits.cpcv().n_paths
+    else:
+        predictions = pd.concat(parts, ignore_index=True)
+        n_paths = _drop_paths(out)
     predictions_path = out / "predictions.parquet"
     atomic_write(predictions_path, lambda tmp: predictions.to_parquet(tmp, index=False))
     folds_path = out / "folds.json"
@@ -612,7 +624,16 @@ def run_walk_forward(
         n_trained=len(tasks),
         n_resumed=len(folds) - len(tasks),
         seconds=time.perf_counter() - started,
+        paths=list(range(n_paths)),
     )
+
+
+def _drop_paths(out: Path) -> int:
+    """Remove the CPCV paths an earlier run with scheme cpcv left in `out`; 0 paths remain."""
+    (out / PATHS_FILE).unlink(missing_ok=True)
+    if (out / PATHS_DIR).is_dir():
+        shutil.rmtree(out / PATHS_DIR)
+    return 0
 
 
 def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -187,6 +187,11 @@ def validation_value(value: Any) -> float | int | str:
     return span_value(value)
 
 
+#: Fold schemes: a rolling or expanding walk-forward, or combinatorial purged CV (`cpcv.py`).
+SCHEMES = ("rolling", "expanding", "cpcv")
+#: CPCV's groups N and test groups k when the configuration gives none: 15 splits, 5 paths.
+CPCV_DEFAULTS = {"groups": 6, "test_groups": 2}
+
 #: Train and test lengths of the schedule `mlstrat run` uses when a configuration gives
 #: none: four-month training windows and two-month test periods (`WalkForward()` keeps
 #: 120 and 60 days).
@@ -195,7 +200,8 @@ RUN_SCHEDULE = {"train": "4mo", "test": "2mo"}
 
 @dataclass(frozen=True)
 class WalkForward:
-    """Rolling (or expanding) walk-forward schedule with purge, embargo and validation tail.
+    """Rolling (or expanding) walk-forward schedule with purge, embargo and validation tail,
+    or combinatorial purged cross-validation (``scheme="cpcv"``).
 
     train: training window length (bars or duration); also the history needed
         before the first test period unless ``min_train`` is given.
@@ -208,6 +214,10 @@ class WalkForward:
         a rolling window shorter than ``train`` the early folds grow until full.
     validation: tail of each training window held out (fraction in [0, 1),
         bars, or duration). horizon: label horizon in bars (``direction_3`` → 3).
+    scheme: "rolling", "expanding" (the same as ``expanding=True``) or "cpcv":
+        `split` then returns the C(groups, test_groups) purged splits of
+        `CombinatorialPurgedCV` (embargo applies; train, test, step, purge, min_train and
+        validation do not), predicting every bar several times (see `cpcv.py`).
 
     The fields but `horizon` are the ``walkforward`` section of a run configuration
     (see `mlstrat.sections`); the run sets the horizon from each predictor's target.
@@ -229,10 +239,24 @@ class WalkForward:
     validation: float | Span = setting(
         0.2, "validation tail: fraction, bars or duration", kind=validation_value
     )
+    scheme: str = setting(
+        "rolling", "fold scheme: rolling, expanding or cpcv (combinatorial purged CV)",
+        choices=SCHEMES,
+    )  # fmt: skip
+    groups: int | None = setting(
+        None, f"cpcv: number of groups N (default {CPCV_DEFAULTS['groups']})", kind=int, minimum=2
+    )
+    test_groups: int | None = setting(
+        None,
+        f"cpcv: test groups per split k (default {CPCV_DEFAULTS['test_groups']})",
+        kind=int,
+        minimum=1,
+    )
     horizon: int = 1
     _spans: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._settle_scheme()
         if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
             raise ConfigError(
                 f"horizon={self.horizon!r} must be an int >= 1 (label horizon in bars)"
@@ -269,9 +293,60 @@ class WalkForward:
                 fix="use step >= test (step defaults to test)",
             )
         object.__setattr__(self, "_spans", spans)
+        if self.scheme == "cpcv":
+            self.cpcv()  # its own checks (k < N, embargo)
+
+    def _settle_scheme(self) -> None:
+        """``expanding`` and ``scheme`` agree; cpcv's keys appear only with scheme cpcv."""
+        if self.scheme not in SCHEMES:
+            raise ConfigError(
+                f"scheme={self.scheme!r} is unknown", param="scheme", fix=f"use one of {SCHEMES}"
+            )
+        if self.scheme == "expanding" or (self.expanding and self.scheme == "rolling"):
+            object.__setattr__(self, "scheme", "expanding")
+            object.__setattr__(self, "expanding", True)
+        if self.scheme == "cpcv" and self.expanding:
+            raise ConfigError(
+                "expanding applies to walk-forward schemes, not cpcv",
+                param="expanding",
+                fix="drop expanding, or use scheme: expanding",
+            )
+        for name in CPCV_DEFAULTS:
+            if getattr(self, name) is not None and self.scheme != "cpcv":
+                raise ConfigError(
+                    f"{name} is a cpcv setting but scheme is {self.scheme}",
+                    param=name,
+                    fix=f"set scheme: cpcv, or drop {name}",
+                )
+
+    def cpcv(self) -> Any:
+        """The `CombinatorialPurgedCV` of a cpcv scheme (groups, test groups, horizon, embargo)."""
+        from mlstrat.walkforward.cpcv import CombinatorialPurgedCV
+
+        if self.scheme != "cpcv":
+            raise ConfigError(f"scheme {self.scheme} is not cpcv", param="scheme")
+        groups = CPCV_DEFAULTS["groups"] if self.groups is None else self.groups
+        tests = CPCV_DEFAULTS["test_groups"] if self.test_groups is None else self.test_groups
+        try:
+            return CombinatorialPurgedCV(
+                groups=groups, test_groups=tests, horizon=int(self.horizon), embargo=self.embargo
+            )
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, param="test_groups", fix=exc.fix) from None
+
+    def _forward_only(self, what: str) -> None:
+        """Refuse `what` (a bar-by-bar schedule) for cpcv, whose splits train on later bars."""
+        if self.scheme == "cpcv":
+            raise ConfigError(
+                f"{what} needs a walk-forward scheme; cpcv trains on bars after its test groups",
+                param="scheme",
+                fix="use scheme: rolling or expanding",
+            )
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready parameters (resolved defaults included)."""
+        if self.scheme == "cpcv":
+            return self.cpcv().describe()
         s = self._spans
         return {
             "train": _span_str(s["train"]),
@@ -290,6 +365,7 @@ class WalkForward:
     # -- schedule ---------------------------------------------------------
     def test_starts(self, index: pd.DatetimeIndex) -> np.ndarray:
         """Positions where test periods begin (each uses the index up to itself only)."""
+        self._forward_only("a test-start schedule")
         index = _as_index(index)
         n = len(index)
         if n == 0:
@@ -317,10 +393,14 @@ class WalkForward:
 
     def folds(self, index: Any, ends: np.ndarray | None = None) -> Iterator[Fold]:
         """Yield the folds over `index` (a DatetimeIndex or a frame indexed by one); `ends`:
-        each row's label end position, to purge by it (see the module docstring)."""
+        each row's label end position, to purge by it (see the module docstring). With
+        scheme cpcv: the combinatorial purged splits (`CPCVFold`), purged by those ends."""
         index = _as_index(index)
         n = len(index)
         ends = _check_ends(ends, n)
+        if self.scheme == "cpcv":
+            yield from self.cpcv().split(index, end_times(index, ends))
+            return
         starts = self.test_starts(index)
         for k, p in enumerate(starts):
             nxt = int(starts[k + 1]) if k + 1 < len(starts) else n
@@ -332,6 +412,7 @@ class WalkForward:
 
     def schedule(self) -> Schedule:
         """A bar-by-bar tracker of test starts, for use inside a running backtest."""
+        self._forward_only("online retraining")
         return Schedule(self)
 
     def fold_at(
@@ -506,6 +587,15 @@ def _check_ends(ends: np.ndarray | None, n: int) -> np.ndarray | None:
             fix="end positions come from the feed's <target>_t1 column (t1 >= the row itself)",
         )
     return out
+
+
+def end_times(index: pd.DatetimeIndex, ends: np.ndarray | None) -> pd.DatetimeIndex | None:
+    """Label end positions (NaN: undecided) as timestamps (NaT), as `cpcv` reads them."""
+    if ends is None:
+        return None
+    known = ~np.isnan(ends)
+    stamps = index[np.where(known, ends, 0).astype(np.int64)]
+    return stamps.where(known, pd.NaT)
 
 
 def _is_zero(span: Any) -> bool:

@@ -64,19 +64,25 @@ class FittedFold:
 
 
 def predict_rows(model: Predictor, X: pd.DataFrame, rows: np.ndarray) -> Prediction:
-    """Predict the contiguous positions `rows`, giving sequence models their past context."""
+    """Predict the increasing positions `rows`, giving sequence models their past context.
+
+    One call over the span from the first to the last row (plus the window before it);
+    rows need not be contiguous (a CPCV split tests groups apart), the others are dropped.
+    """
     if len(rows) == 0:
         raise ValueError("no rows to predict")
+    rows = np.asarray(rows, dtype=np.int64)
     window = max(1, int(getattr(model, "window", 1) or 1))
     lo = max(0, int(rows[0]) - window + 1)
     pred = model.predict(X.iloc[lo : int(rows[-1]) + 1])
-    skip = int(rows[0]) - lo
-    return _slice(pred, skip)
+    return _take(pred, rows - lo)
 
 
-def _slice(pred: Prediction, start: int) -> Prediction:
+def _take(pred: Prediction, positions: np.ndarray) -> Prediction:
+    """The rows `positions` of every array of `pred`."""
+
     def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.asarray(a)[start:]
+        return None if a is None else np.asarray(a)[positions]
 
     return Prediction(
         signal=cut(pred.signal),
