@@ -225,6 +225,24 @@ def test_cpcv_walkforward_resumes_and_a_rolling_rerun_drops_the_paths(cpcv_wf, t
     assert not (out / "paths").exists() and rolling.predictions()["timestamp"].is_unique
 
 
+def test_walkforward_command_runs_cpcv_and_refuses_cpcv_keys_without_it(cpcv_wf, tmp_path, capsys):
+    from mlstrat.cli import main
+
+    feed, _ = cpcv_wf
+    args = ["walkforward", "--feed", str(feed), "--n-jobs", "1", "--quiet"]
+    args += [f"--param={k}={v}" for k, v in TINY_XGB.items() if v is not None]
+    args += ["--param=early_stopping_rounds=null"]
+    cpcv = ["--scheme", "cpcv", "--groups", "3", "--test-groups", "1"]
+    assert main([*args, *cpcv, "--out", str(tmp_path / "wf")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["folds"], summary["paths"]) == (3, 1)
+    assert path_numbers(tmp_path / "wf") == [0]
+    assert main([*args, "--groups", "3", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "groups is a cpcv setting" in err[0]
+    assert not (tmp_path / "bad").exists()
+
+
 def test_missing_or_damaged_path_files_are_named(cpcv_wf, tmp_path):
     _, result = cpcv_wf
     out = tmp_path / "wf"

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlstrat.cli.common import add_data_source
 from mlstrat.data.options import cli_command
+from mlstrat.walkforward.splits import SCHEMES
 
 
 def _span(text: str) -> int | str:
@@ -44,6 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--min-train", default=None, help="history before the first test period")
     p.add_argument("--expanding", action="store_true", help="train from the first bar")
+    p.add_argument(
+        "--scheme",
+        choices=SCHEMES,
+        default="rolling",
+        help="rolling, expanding, or cpcv: combinatorial purged CV (writes OUT/paths/)",
+    )
+    p.add_argument("--groups", type=int, default=None, help="cpcv: groups N (default 6)")
+    p.add_argument(
+        "--test-groups", type=int, default=None, help="cpcv: test groups per split k (default 2)"
+    )
     p.add_argument("--features", default=None, help="comma-separated feature columns")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument(
@@ -100,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         expanding=args.expanding,
         min_train=None if args.min_train is None else _span(args.min_train),
         validation=_validation(args.validation),
+        scheme=args.scheme,
+        groups=args.groups,
+        test_groups=args.test_groups,
     )
     features = None
     if args.features:
@@ -128,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         "resumed": result.n_resumed,
         "seconds": round(result.seconds, 2),
         "predictions": str(result.predictions_path),
+        **({"paths": len(result.paths)} if result.paths else {}),
     }
     for key in ("accuracy", "auc", "ic"):
         values = [f[key] for f in result.folds if f.get(key) is not None]
