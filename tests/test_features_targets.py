@@ -143,11 +143,11 @@ def test_target_prefixes_are_the_kinds():
         "forward_return_",
         "forward_volatility_",
         "triple_barrier_",
-        "jump_",
+        "price_jump_",
         "net_return_",
     )
     for name in ("direction_1", "three_class_4", "forward_return_24", "forward_volatility_24",
-                 "triple_barrier_24", "triple_barrier_24_t1", "jump_4", "net_return_1"):  # fmt: skip
+                 "triple_barrier_24", "triple_barrier_24_t1", "price_jump_4", "net_return_1"):  # fmt: skip
         assert is_target_name(name)
     for name in ("rsi_14", "close", "h4_direction_1", "forward_fill_close"):
         assert not is_target_name(name)
@@ -166,3 +166,103 @@ def test_task_targets_and_roles():
     assert roles["direction_1"] == "target" and roles["close"] == "ohlcv"
     assert roles == feed.attrs["mlstrat"]["roles"]
     assert column_roles(pd.DataFrame({"a": [1]})) == {} and column_roles(None) == {}
+
+
+# ---------------------------------------------------------------- event targets
+
+
+def test_event_specs_parse_back_and_carry_their_parameters():
+    from mlstrat.features.targets import net_return, price_jump, triple_barrier
+
+    cases = {
+        "triple_barrier:24": triple_barrier(24, 1.0, 1.0),
+        "triple_barrier:24:2": triple_barrier(24, 2.0, 2.0),  # sl defaults to pt
+        "triple_barrier:24:2:1": triple_barrier(24, 2.0, 1.0),
+        "price_jump:12:0.02": price_jump(12, 0.02),
+        "price_jump:12:2sigma": price_jump(12, 2.0, sigmas=True),
+        "net_return:4": net_return(4, 0.001, 0.0005),
+        "net_return:4:0.002:0.001": net_return(4, 0.002, 0.001),
+    }
+    for spec, target in cases.items():
+        parsed = parse_target(spec)
+        assert parsed == target and parse_target(parsed.spec) == parsed, spec
+        assert parsed.is_event and parsed.name == f"{spec.split(':')[0]}_{spec.split(':')[1]}"
+    assert parse_target("jump:12:0.02") == price_jump(12, 0.02)  # the spelling
+    for bad in ("jump:12", "price_jump:12:x", "price_jump:12:0.02:1", "triple_barrier:24:1:1:1",
+                "triple_barrier:24:-1", "triple_barrier:24:0:0", "net_return:4:1.5",
+                "net_return:4:0.001:0.001:0"):  # fmt: skip
+        with pytest.raises(ConfigError):
+            parse_target(bad)
+    with pytest.raises(ConfigError, match="needs a jump size"):
+        parse_target("jump:12")
+    with pytest.raises(ConfigError, match="fixed horizon"):
+        direction(1).labels(_bars())
+
+
+def test_event_targets_equal_the_label_functions_and_keep_their_end():
+    from mlstrat.features.labels import jump_labels, net_forward_returns, triple_barrier_labels
+
+    rng = np.random.default_rng(3)
+    bars = _bars(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))))
+    feed = build_feature_feed(
+        bars, "core", targets=("triple_barrier:12:2:1", "price_jump:6:0.01", "net_return:3")
+    )
+    expected = {
+        "triple_barrier_12": triple_barrier_labels(bars, 12, profit_take=2, stop_loss=1),
+        "price_jump_6": jump_labels(bars, 6, threshold=0.01),
+        "net_return_3": net_forward_returns(bars, 3, commission=0.001, slippage=0.0005),
+    }
+    roles = column_roles(feed)
+    for name, frame in expected.items():
+        np.testing.assert_array_equal(feed[name].to_numpy(), frame["label"].to_numpy())
+        pd.testing.assert_series_equal(
+            feed[f"{name}_t1"], frame["t1"], check_names=False, check_freq=False
+        )
+        assert roles[name] == "target" and roles[f"{name}_t1"] == "t1"
+        assert f"{name}_t1" not in feature_columns(feed) + target_columns(feed)
+    # a label decided at t1 is known there: t1 >= t, and never after the horizon
+    t1 = feed.index.get_indexer(feed["triple_barrier_12_t1"].dropna())
+    rows = np.flatnonzero(feed["triple_barrier_12_t1"].notna())
+    assert ((t1 >= rows) & (t1 <= rows + 12)).all() and (t1 < rows + 12).any()
+
+
+def test_event_end_columns_survive_the_parquet_round_trip(tmp_path):
+    from mlstrat.features import read_feature_feed, write_feature_feed
+    from mlstrat.features.feed_io import end_columns
+
+    rng = np.random.default_rng(4)
+    bars = _bars(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300))))
+    feed = build_feature_feed(bars, "core", targets=("direction:1", "triple_barrier:8"))
+    back = read_feature_feed(write_feature_feed(feed, tmp_path / "f.parquet"))
+    assert end_columns(back) == ["triple_barrier_8_t1"]
+    pd.testing.assert_series_equal(
+        back["triple_barrier_8_t1"], feed["triple_barrier_8_t1"], check_freq=False
+    )
+    assert back["triple_barrier_8_t1"].isna().sum() == feed["triple_barrier_8_t1"].isna().sum()
+
+
+def test_tasks_learn_event_labels_in_their_own_coding():
+    from mlstrat.features.targets import encode_labels
+
+    columns = ["price_jump_4", "direction_1", "triple_barrier_24", "three_class_1",
+               "net_return_4", "forward_return_1", "triple_barrier_24_t1", "jump_score_24"]  # fmt: skip
+    # the task's own kind first (the default target), then event labels in given order
+    assert task_targets(columns, "direction") == [
+        "direction_1", "price_jump_4", "triple_barrier_24"
+    ]  # fmt: skip
+    assert task_targets(columns, "three_class") == [
+        "three_class_1", "price_jump_4", "triple_barrier_24"
+    ]  # fmt: skip
+    assert task_targets(columns, "regression") == ["forward_return_1", "net_return_4"]
+    y = pd.Series([-1.0, 0.0, 1.0, np.nan], name="triple_barrier_24")
+    np.testing.assert_array_equal(encode_labels(y, "direction"), [0, 0, 1, np.nan])
+    np.testing.assert_array_equal(encode_labels(y, "three_class"), [0, 1, 2, np.nan])
+    assert encode_labels(y, "regression") is y
+    plain = pd.Series([1.0, 0.0], name="direction_1")
+    assert encode_labels(plain, "direction") is plain
+    frame = pd.DataFrame({"price_jump_4": [1.0, -1.0], "direction_1": [0.0, 1.0]})
+    both = encode_labels(frame, "three_class")
+    assert both["price_jump_4"].tolist() == [2.0, 0.0]
+    assert both["direction_1"].tolist() == [0.0, 1.0]
+    # causal features that merely start like a kind are no targets (xgb's jump_score_24)
+    assert not is_target_name("jump_score_24") and is_target_name("price_jump_4")

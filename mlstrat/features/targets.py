@@ -17,8 +17,10 @@ be before t+h; each keeps its end time `t1`, stored in the feed as the column
   (+pt × σ_t) is touched first, -1 the stop-loss (-sl × σ_t), 0 at the vertical barrier
   after h bars; σ is the causal EWM volatility of one-bar log returns (span
   `VOLATILITY_SPAN`), rows in its warm-up are NaN.
-- `jump(h, size)`: +1 / -1 if the price moves up / down by `size` first within h bars, else
-  0; `size` is a fraction (0.02 = 2 %) or, with `sigmas=True`, a multiple of σ_t.
+- `price_jump(h, size)`: +1 / -1 if the price moves up / down by `size` first within h
+  bars, else 0; `size` is a fraction (0.02 = 2 %) or, with `sigmas=True`, a multiple of σ_t.
+  (Not `jump_h`: the xgb feature set has causal `jump_*` features; the spec `jump:...`
+  is accepted as an alias.)
 - `net_return(h, commission, slippage)`: the h-bar forward return minus a round trip's
   cost, 2 × (commission + slippage) (default the demo's 0.1 % and 5 bp).
 
@@ -30,7 +32,7 @@ SELL / HOLD / BUY (0 / 1 / 2, the `three_class_h` coding); a **regression** mode
 
 CLI spec strings: `direction:1`, `direction:4:0.002`, `three_class:4:0.003`,
 `forward_return:24`, `forward_volatility:24`, `triple_barrier:24` (pt = sl = 1),
-`triple_barrier:24:2:1` (pt 2 σ, sl 1 σ), `jump:24:0.02` (2 %), `jump:24:2sigma`,
+`triple_barrier:24:2:1` (pt 2 σ, sl 1 σ), `price_jump:24:0.02` (2 %), `price_jump:24:2sigma`,
 `net_return:24` or `net_return:24:0.001:0.0005` (commission, slippage per side). Column
 names carry kind and horizon only (`direction_4`, `triple_barrier_24`); two specs that
 would give the same column are an error.
@@ -55,7 +57,7 @@ import pandas as pd
 from mlstrat.errors import ConfigError
 
 #: Event-label kinds: decided at their own end time t1 (stored beside the label).
-EVENT_KINDS = ("triple_barrier", "jump", "net_return")
+EVENT_KINDS = ("triple_barrier", "price_jump", "net_return")
 KINDS = ("direction", "three_class", "forward_return", "forward_volatility", *EVENT_KINDS)
 #: Name prefixes of target columns: a column so named is a target even in a frame without roles.
 TARGET_PREFIXES: tuple[str, ...] = tuple(f"{kind}_" for kind in KINDS)
@@ -64,7 +66,7 @@ END_ROLE = "t1"
 #: EWM span (bars) of the volatility σ that scales triple-barrier and σ-sized jump labels.
 VOLATILITY_SPAN = 100
 #: Event kinds whose labels are -1 / 0 / +1 (coded per task by `encode_labels`).
-_SIGNED_KINDS = ("triple_barrier", "jump")
+_SIGNED_KINDS = ("triple_barrier", "price_jump")
 #: The target kind each predictor task learns from.
 TASK_KINDS = {
     "direction": "direction",
@@ -91,8 +93,8 @@ TASK_EXAMPLES = {
 _LABEL_NAME = re.compile(r"(?P<label>.*)_(?P<horizon>\d+)")
 _SPEC_HELP = (
     "write kind:horizon[:...], e.g. direction:1, direction:4:0.002, three_class:4:0.003, "
-    "forward_return:24, forward_volatility:24, triple_barrier:24:2:1, jump:24:0.02, "
-    "jump:24:2sigma, net_return:24:0.001:0.0005"
+    "forward_return:24, forward_volatility:24, triple_barrier:24:2:1, price_jump:24:0.02, "
+    "price_jump:24:2sigma, net_return:24:0.001:0.0005"
 )
 _SIGMA_SUFFIX = "sigma"
 
@@ -102,7 +104,7 @@ class Target:
     """A target definition; call it on bars to get the labelled Series (`labels` for the
     event kinds' whole label frame with end times).
 
-    threshold: direction / three_class move threshold; jump size (a fraction, or σ
+    threshold: direction / three_class move threshold; price_jump size (a fraction, or σ
     multiples when `sigmas`). profit_take / stop_loss: triple-barrier widths in σ.
     commission / slippage: net_return's cost per side (fractions of notional).
     """
@@ -163,7 +165,7 @@ class Target:
             return f"{head}:{self.threshold:g}"
         if self.kind == "triple_barrier":
             return f"{head}:{self.profit_take:g}:{self.stop_loss:g}"
-        if self.kind == "jump":
+        if self.kind == "price_jump":
             return f"{head}:{self.threshold:g}{_SIGMA_SUFFIX if self.sigmas else ''}"
         if self.kind == "net_return":
             return f"{head}:{self.commission:g}:{self.slippage:g}"
@@ -180,7 +182,7 @@ class Target:
                 bars, h, profit_take=self.profit_take, stop_loss=self.stop_loss,
                 span=VOLATILITY_SPAN,
             )  # fmt: skip
-        if self.kind == "jump":
+        if self.kind == "price_jump":
             size = {"sigmas" if self.sigmas else "threshold": self.threshold}
             return lab.jump_labels(bars, h, span=VOLATILITY_SPAN, **size)
         if self.kind == "net_return":
@@ -251,16 +253,16 @@ def column_roles(frame: Any) -> dict[str, str]:
 def task_targets(columns: Iterable[Any], task: str) -> list[str]:
     """The target columns a predictor of `task` can learn (`TASK_LEARNS`): those of the task's
     own kind first (`direction_*` for "direction"), then event labels (`triple_barrier_*`,
-    `jump_*`), each group in the given order; [] for other tasks."""
+    `price_jump_*`), each group in the given order; [] for other tasks."""
     learns = TASK_LEARNS.get(task, ())
     kinds = [(str(c), Target.from_name(str(c))) for c in columns]
-    found = [(learns.index(t.kind), c) for c, t in kinds if t is not None and t.kind in learns]
+    found = [(t.kind != learns[0], c) for c, t in kinds if t is not None and t.kind in learns]
     return [c for _, c in sorted(found, key=lambda pair: pair[0])]
 
 
 def encode_labels(y: pd.Series | pd.DataFrame, task: str) -> pd.Series | pd.DataFrame:
     """Labels as a `task` model learns them: -1 / 0 / +1 event labels (`triple_barrier_*`,
-    `jump_*`, read from the column name) become 1 for +1 and 0 otherwise for "direction",
+    `price_jump_*`, read from the column name) become 1 for +1 and 0 otherwise for "direction",
     and 0 / 1 / 2 (SELL / HOLD / BUY) for "three_class"; NaN stays NaN, every other column
     (and task) is returned unchanged. A DataFrame is coded column by column."""
     if isinstance(y, pd.DataFrame):
@@ -319,9 +321,9 @@ def triple_barrier(h: int, profit_take: float = 1.0, stop_loss: float = 1.0) -> 
     return Target("triple_barrier", h, profit_take=float(profit_take), stop_loss=float(stop_loss))
 
 
-def jump(h: int, size: float, sigmas: bool = False) -> Target:
+def price_jump(h: int, size: float, sigmas: bool = False) -> Target:
     """+1 / -1 / 0: a move up / down of `size` (fraction, or σ multiples) first within h bars."""
-    return Target("jump", h, float(size), sigmas=bool(sigmas))
+    return Target("price_jump", h, float(size), sigmas=bool(sigmas))
 
 
 def net_return(h: int, commission: float = 0.001, slippage: float = 0.0005) -> Target:
@@ -336,9 +338,11 @@ _SPEC_FIELDS = {
     "forward_return": (0, 0),
     "forward_volatility": (0, 0),
     "triple_barrier": (0, 2),
-    "jump": (1, 0),
+    "price_jump": (1, 0),
     "net_return": (0, 2),
 }
+#: Spec names accepted for a kind (the issue's spelling `jump:24:0.02`).
+_ALIASES = {"jump": "price_jump"}
 
 
 def parse_target(spec: str | Target) -> Target:
@@ -346,7 +350,7 @@ def parse_target(spec: str | Target) -> Target:
     if isinstance(spec, Target):
         return spec
     parts = str(spec).strip().split(":")
-    kind = parts[0]
+    kind = parts[0] = _ALIASES.get(parts[0], parts[0])
     if kind not in KINDS:
         raise ConfigError(f"unknown target {spec!r}", fix=_SPEC_HELP)
     required, optional = _SPEC_FIELDS[kind]
@@ -356,17 +360,18 @@ def parse_target(spec: str | Target) -> Target:
                 f"target {spec!r} needs a threshold: HOLD is |return| <= threshold",
                 fix="e.g. three_class:4:0.003",
             )
-        if kind == "jump" and len(parts) == 2:
+        if kind == "price_jump" and len(parts) == 2:
             raise ConfigError(
-                f"target {spec!r} needs a jump size", fix="e.g. jump:24:0.02 or jump:24:2sigma"
+                f"target {spec!r} needs a jump size",
+                fix="e.g. price_jump:24:0.02 or price_jump:24:2sigma",
             )
         raise ConfigError(f"malformed target {spec!r}", fix=_SPEC_HELP)
     try:
         horizon = int(parts[1])
         extra = parts[2:]
-        if kind == "jump":
+        if kind == "price_jump":
             sigmas = extra[0].endswith(_SIGMA_SUFFIX)
-            return jump(horizon, float(extra[0].removesuffix(_SIGMA_SUFFIX)), sigmas)
+            return price_jump(horizon, float(extra[0].removesuffix(_SIGMA_SUFFIX)), sigmas)
         numbers = [float(v) for v in extra]
     except ValueError:
         raise ConfigError(f"malformed target {spec!r}", fix=_SPEC_HELP) from None

@@ -266,12 +266,18 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
         model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]), loss="mse")
         return model
 
-    def _train(self, X_fit: np.ndarray, y_fit: np.ndarray, val_data: Any) -> Any:
+    def _train(
+        self,
+        X_fit: np.ndarray,
+        y_fit: np.ndarray,
+        val_data: Any,
+        sample_weight: np.ndarray | None = None,
+    ) -> Any:
         self.config_ = self._default_config()
         self.tuning_ = None
         if self.tune:
             self._search(X_fit, y_fit, val_data)
-        return super()._train(X_fit, y_fit, val_data)
+        return super()._train(X_fit, y_fit, val_data, sample_weight)
 
     def _search(self, X_fit: np.ndarray, y_fit: np.ndarray, val_data: Any) -> None:
         """keras-tuner RandomSearch over TUNE_SPACE; stores the best configuration in config_."""

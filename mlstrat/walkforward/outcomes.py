@@ -4,7 +4,7 @@ net-of-cost thresholds and meta-labels.
 A trade decided at bar t's close fills at t+1's open (what a market order gets, see
 `mlstrat.broker`) and exits where the fold's target says the bet ends:
 
-* barrier targets (`triple_barrier_h`, `jump_h`): at the first barrier the *position*
+* barrier targets (`triple_barrier_h`, `price_jump_h`): at the first barrier the *position*
   touches (its own profit-take / stop-loss, so a short's outcome is computed, not taken
   as the negative of the long's), else at the close of t+h (`features.labels` rules);
 * every other target (`direction_h`, `three_class_h`, `net_return_h`, ...): at the close
@@ -101,7 +101,7 @@ def _side(bars: pd.DataFrame, target: Target, side: float, cost: float) -> SideO
     """One side's outcomes on `bars` (every row a trade of that side)."""
     h = target.horizon
     sides = pd.Series(side, index=bars.index)
-    if target.kind in ("triple_barrier", "jump"):
+    if target.kind in ("triple_barrier", "price_jump"):
         frame = triple_barrier_labels(
             bars, h, side=sides, entry="next_open", **_barriers(bars, target)
         )

@@ -30,7 +30,7 @@ do not oversubscribe the CPU. A fold whose directory verifies against its
 manifest and was made by the same configuration is skipped, so a killed run
 restarts where it stopped and ends with the same predictions.
 
-Event targets (`triple_barrier_h`, `jump_h`, `net_return_h`) carry their end
+Event targets (`triple_barrier_h`, `price_jump_h`, `net_return_h`) carry their end
 times in the feed (`<target>_t1`); when the model learns one, every row is
 purged by its own end (`WalkForward.split(index, ends)`), and trade outcomes
 (`mlstrat.walkforward.outcomes`) are read from the feed's bars for
@@ -79,12 +79,15 @@ from mlstrat.predictors.persistence import (
     load_json,
     verify_model_dir,
 )
+from mlstrat.sections import to_dict as sections_dict
 from mlstrat.walkforward.cpcv import PATHS_DIR, PATHS_FILE, write_paths
 from mlstrat.walkforward.metrics import classification_metrics, regression_metrics
 from mlstrat.walkforward.outcomes import trade_outcomes
+from mlstrat.walkforward.search import SearchConfig, fold_seed, search_config, search_fold
 from mlstrat.walkforward.splits import Fold, WalkForward
 from mlstrat.walkforward.training import (
     SAMPLE_WEIGHTS,
+    FittedFold,
     fit_fold,
     predict_rows,
     thresholded_signal,
@@ -144,6 +147,9 @@ class FoldTask:
     parent_pid: int
     sample_weights: str | None = None
     weight_decay: float = 1.0
+    #: a `SearchConfig` as a mapping (None: fit `params` as given) and the run's seed
+    search: dict[str, Any] | None = None
+    seed: int = 0
 
 
 def available_cores() -> int:
@@ -354,22 +360,37 @@ def run_fold(task: FoldTask) -> str:
     fold = task.fold
     bars = frame[["open", "high", "low", "close", "volume"]]
 
-    def factory():
-        return create_predictor(task.predictor, **task.params)
+    fwd_all = realised_forward_return(frame, task.horizon, task.forward_return)
 
-    fitted = fit_fold(
-        factory,
-        X,
-        y,
-        fold,
-        symbol=task.symbol,
-        threshold_params=task.threshold_params,
-        y_fit=y_fit,
-        ends=label_ends(frame, [task.target, *task.fit_targets]),
-        outcomes=functools.partial(trade_outcomes, bars, target_of(frame, task.target)),
-        sample_weights=task.sample_weights,
-        weight_decay=task.weight_decay,
-    )
+    def fit(params: Mapping[str, Any]) -> FittedFold:
+        return fit_fold(
+            lambda: create_predictor(task.predictor, **params),
+            X,
+            y,
+            fold,
+            symbol=task.symbol,
+            threshold_params=task.threshold_params,
+            y_fit=y_fit,
+            ends=label_ends(frame, [task.target, *task.fit_targets]),
+            outcomes=functools.partial(trade_outcomes, bars, target_of(frame, task.target)),
+            sample_weights=task.sample_weights,
+            weight_decay=task.weight_decay,
+        )
+
+    params, searched = dict(task.params), None
+    if task.search is None:
+        fitted = fit(params)
+    else:
+        fitted, searched = search_fold(
+            fit,
+            params,
+            SearchConfig(**task.search),
+            y,
+            fwd_all,
+            fold=fold,
+            seed=fold_seed(task.seed, fold.number),
+        )
+        params.update(searched["chosen"])
     y = encode_labels(y, fitted.model.task)
     pred = predict_rows(fitted.model, X, fold.test)
     signal = thresholded_signal(pred, fitted.thresholds)
@@ -377,7 +398,7 @@ def run_fold(task: FoldTask) -> str:
     out = prediction_frame(pred, signal, index, fold.number, fitted.thresholds)
 
     y_test = y.to_numpy(dtype=float)[fold.test]
-    fwd = realised_forward_return(frame, task.horizon, task.forward_return)[fold.test]
+    fwd = fwd_all[fold.test]
     if pred.proba is not None:
         metrics = classification_metrics(y_test, pred, signal=signal, forward_return=fwd)
     else:
@@ -395,7 +416,7 @@ def run_fold(task: FoldTask) -> str:
         "run_key": task.run_key,
         "periods": fold.to_dict(),
         "predictor": task.predictor,
-        "params": task.params,
+        "params": params,
         "target": task.target,
         "symbol": task.symbol,
         "n_features": len(task.features),
@@ -403,6 +424,7 @@ def run_fold(task: FoldTask) -> str:
         "metrics": metrics,
         "validation_metrics": val_metrics,
         **fitted.info,
+        **({"search": searched} if searched else {}),
         "fit_seconds": round(time.perf_counter() - started, 3),
     }
     _write_fold_dir(Path(task.fold_dir), fitted.model, info, out)
@@ -479,6 +501,7 @@ def run_walk_forward(
     fit_targets: Sequence[str] = (),
     sample_weights: str | None = None,
     weight_decay: float = 1.0,
+    search: Any = None,
 ) -> WalkForwardResult:
     """Train one `predictor` per walk-forward fold of the feed and write the prediction feed.
 
@@ -500,6 +523,9 @@ def run_walk_forward(
     sample_weights: "uniqueness" weights each training row by the average uniqueness of
         its label among the overlapping ones (AFML ch. 4), with a linear time decay to
         `weight_decay` for the oldest (1: none); None (default) fits unweighted.
+    search: a `walkforward.search.SearchConfig` (or a mapping of its keys): an Optuna search
+        of the predictor's parameters in every fold, each trial scored on the fold's purged
+        validation rows; the chosen parameters and all trials go into fold.json.
     """
     started = time.perf_counter()
     prefer_passive_openmp()  # before this process loads XGBoost (n_jobs=1 runs folds here)
@@ -517,6 +543,7 @@ def run_walk_forward(
             param="sample_weights",
             fix=f"use one of {SAMPLE_WEIGHTS} or None",
         )
+    search = search_config(search)
     horizon = max(horizon_of(t) for t in (target, *fit_targets))
     splits = splits or WalkForward(train="4mo", test="2mo")
     if splits.horizon < horizon:
@@ -530,6 +557,7 @@ def run_walk_forward(
             file=feed_path,
             fix="use a longer feed or a shorter train window",
         )
+    _check_search(search, predictor, folds)
     fwd_col = forward_return(horizon_of(target)).name
     fwd_col = fwd_col if fwd_col in frame.columns else None
     symbol = _feed_symbol(frame)
@@ -553,6 +581,7 @@ def run_walk_forward(
             if sample_weights
             else {}
         ),
+        **({"search": sections_dict(search)} if search else {}),
     }
     key = run_key(config)
 
@@ -592,6 +621,8 @@ def run_walk_forward(
             parent_pid=os.getpid(),
             sample_weights=sample_weights,
             weight_decay=float(weight_decay),
+            search=None if search is None else sections_dict(search),
+            seed=int(seed),
         )
         for f in pending
     ]
@@ -636,6 +667,24 @@ def _drop_paths(out: Path) -> int:
     return 0
 
 
+def _check_search(search: SearchConfig | None, predictor: str, folds: Sequence[Fold]) -> None:
+    """A search names the predictor's parameters and every fold has validation rows."""
+    from mlstrat.predictors.registry import get_predictor
+
+    if search is None:
+        return
+    search.check_params(get_predictor(predictor).param_names(), predictor)
+    bare = [f.number for f in folds if not len(f.validation)]
+    if bare:
+        raise ConfigError(
+            f"search: fold {bare[0]} has no validation rows to score trials on "
+            "(trials never read the test rows)",
+            param="search",
+            fix="give walkforward.validation > 0 with scheme rolling or expanding "
+            "(cpcv splits have no validation tail)",
+        )
+
+
 def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
     """One folds.json row: periods, sizes, test metrics, best iteration/epoch, thresholds."""
     th = info.get("thresholds") or {}
@@ -654,6 +703,9 @@ def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
         "thresholds": th or None,
         "validation_metrics": info.get("validation_metrics", {}),
     }
+    if info.get("search"):
+        found = info["search"]
+        record["search"] = {k: found[k] for k in ("metric", "chosen", "best_score", "n_trials")}
     return record
 
 
