@@ -191,6 +191,7 @@ def test_closed_higher_timeframe_matches_loop_reference(rule):
     pd.testing.assert_frame_equal(out, reference_closed(bars, rule, positions), check_freq=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["4h", "1D"])
 @pytest.mark.parametrize("complete_only", [False, True])
 def test_closed_higher_timeframe_is_causal(rule, complete_only):

@@ -139,6 +139,7 @@ def test_a_builder_error_is_reported_with_the_set_and_timeframe():
     assert "needs minute bars" in message and "xgb (190 of 190 features)" in message
 
 
+@pytest.mark.slow
 @needs_yahoo
 def test_yahoo_daily_file_runs_end_to_end_with_the_xgb_set(tmp_path):
     from mlstrat.run import run_experiment

@@ -43,6 +43,7 @@ def test_every_fixture_loads_and_matches_tf215(name, suffix):
     assert record.patches
 
 
+@pytest.mark.slow
 def test_keras2_files_fail_the_plain_loader_with_the_seed_error():
     record = load_legacy_model(FIXTURES / "seed000.keras")
     reason = dict(record.attempts)["current"]

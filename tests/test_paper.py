@@ -162,6 +162,7 @@ def env() -> dict[str, str]:
 # ---------------------------------------------------------------------------- parity
 
 
+@pytest.mark.slow
 def test_bars_appended_one_by_one_reconcile_with_zero_differences(run, candles, tmp_path):
     """A downloader appends 24 closed candles to a CSV while the session polls it; the
     session's predictions are the run's own walk-forward predictions (same bars, same
@@ -295,6 +296,7 @@ def test_report_from_a_journal_is_the_paper_sessions_result(run, candles, tmp_pa
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "broker",
     [{"fill": "close"}, {"cheat_on_open": True}, {"slippage_cap": "none", "fixed_commission": 1.0}],
@@ -527,6 +529,7 @@ def test_ccxt_source_retries_an_error_and_ignores_the_open_candle(fake_binance, 
     assert list(later.index) == [bars.index[-1], bars.index[-1] + HOUR]
 
 
+@pytest.mark.slow
 def test_paper_session_on_the_exchange_reconciles(run, fake_binance, tmp_path):
     """The engine on the ccxt source: each poll the fake clock moves one hour, one more
     candle closes and is traded; the backtest of the journal agrees."""

@@ -70,6 +70,7 @@ def test_perturbation_keeps_bars_valid_and_past_intact(bars) -> None:
     assert (tail["volume"] >= 0).all() and (tail[["open", "low"]] > 0).all().all()
 
 
+@pytest.mark.slow
 def test_every_builtin_feature_set_passes() -> None:
     from mlstrat.data import load_bars
     from mlstrat.features import list_feature_sets

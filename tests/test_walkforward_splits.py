@@ -135,6 +135,7 @@ def index_and_splitter(draw):
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @PROPS
 @given(index_and_splitter())
 def test_property_no_label_reaches_test_or_validation(case) -> None:
@@ -169,6 +170,7 @@ def test_property_no_label_reaches_test_or_validation(case) -> None:
         assert f.train_start == idx[f.train[0]] and f.train_end == idx[f.train[-1]]
 
 
+@pytest.mark.slow
 @PROPS
 @given(index_and_splitter())
 def test_property_tests_tile_the_range(case) -> None:
@@ -188,6 +190,7 @@ def test_property_tests_tile_the_range(case) -> None:
     assert [f.number for f in folds] == list(range(len(folds)))
 
 
+@pytest.mark.slow
 @PROPS
 @given(index_and_splitter(), st.integers(0, 10_000))
 def test_property_folds_use_only_the_past(case, cut) -> None:
@@ -204,6 +207,7 @@ def test_property_folds_use_only_the_past(case, cut) -> None:
     assert np.array_equal(f.train, g.train) and np.array_equal(f.validation, g.validation)
 
 
+@pytest.mark.slow
 @PROPS
 @given(index_and_splitter())
 def test_property_bar_by_bar_schedule_matches_batch(case) -> None:
