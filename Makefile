@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,dask,tune,live]'
+	$(BIN)/pip install --quiet -e '.[dev,dask,tune,live,search,track]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

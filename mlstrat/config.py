@@ -55,6 +55,7 @@ from mlstrat.sections import setting
 from mlstrat.userclass import spec_file, split_spec
 from mlstrat.walkforward.splits import RUN_SCHEDULE, WalkForward
 
+from mlstrat.walkforward.search import SearchConfig
 if TYPE_CHECKING:
     from mlstrat.backtest import SizingConfig, StrategyConfig
 
@@ -233,6 +234,9 @@ class PredictorConfig:
     )
     task: str = "direction"
     fit_targets: tuple[str, ...] = ()
+    search: SearchConfig | None = setting(
+        None, "Optuna search of params in every fold (walkforward.search)", kind=object
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1018,11 +1022,23 @@ class _Parser:
         )  # fmt: skip
 
     def primary_of(
+        extra["search"] = self.search(item.get("search"), _join(path, "search"), cls, kind)
         self, pred: PredictorConfig, path: str, entries: list[PredictorConfig]
     ) -> PredictorConfig:
         """A meta entry with the targets its primary learns among its fit targets: the
         primary is another entry (by name, not a meta) or a ``rule:COLUMN`` of the features."""
         if pred.predictor != "meta":
+    def search(self, raw: Any, path: str, cls: type, kind: str) -> SearchConfig | None:
+        """A predictor's ``search`` section, its space naming the class's parameters."""
+        if raw is None:
+            return None
+        found = self.section(SearchConfig, raw, path)
+        try:
+            found.check_params(cls.param_names(), kind)
+        except ConfigError as exc:
+            raise self.wrap(_join(path, exc.param), exc) from None
+        return found
+
             return pred
         key = _join(path, "primary")
         if pred.primary is None:

@@ -357,7 +357,8 @@ class _Pipeline:
 
     def wf_key(self, pred: PredictorConfig, symbol: str) -> str:
         spec = next(p for p in self.config.section("predictors") if p["name"] == pred.name)
-        spec = {k: v for k, v in spec.items() if k != "name"}
+        # no search: the key of a run from before searches existed (its models are reused)
+        spec = {k: v for k, v in spec.items() if k != "name" and (k, v) != ("search", None)}
         return content_hash(
             {
                 "stage": "walkforward",
@@ -406,8 +407,22 @@ class _Pipeline:
             for pred in signal:
                 bar.set_postfix_str(pred.name)
                 key = self.bt_key(pred)
+            search=options["search"],
 
                 def build(entry: Entry, pred: PredictorConfig = pred) -> tuple[str, dict[str, Any]]:
+    def record_search_trials(self) -> None:
+        """Log every hyperparameter-search trial of the walk-forwards as a trial of the run
+        (kind ``search``: they count in the deflated Sharpe ratio)."""
+        from mlstrat.trials import append_trials
+
+        trials = []
+        for (name, symbol), wf_dir in self.wf_dirs.items():
+            if self.config.predictor(name).search is not None:
+                key = self.wf_keys[(name, symbol)]
+                trials += search_trials(wf_dir, key, f"{name}/{symbol}")
+        if trials:
+            append_trials(self.run, trials)
+
                     try:
                         entry.build_staged(lambda tmp: self._run_backtest(pred, tmp))
                     except ConfigError as exc:
@@ -683,9 +698,42 @@ def _feature_importance(
     from mlstrat.predictors.registry import get_predictor, load_predictor
 
     if not hasattr(get_predictor(pred.predictor), "feature_importance"):
+        "search": pred.search,
         return None
     totals: dict[str, float] = {}
     n = 0
+def search_trials(wf_dir: Path, wf_key: str, label: str) -> list[Any]:
+    """The search trials a walk-forward's folds ran (their fold.json), as trials of the run's
+    log: each one's Sharpe is the per-bar Sharpe of its thresholded signal times the forward
+    return on its fold's validation rows; the id names the walk-forward, fold and trial."""
+    from mlstrat.trials import Trial
+    from mlstrat.walkforward.runner import FOLD_FILE
+
+    found = []
+    for fold_dir in sorted((wf_dir / "folds").iterdir()):
+        if not (fold_dir.name.isdigit() and (fold_dir / FOLD_FILE).is_file()):
+            continue
+        info = _read_json(fold_dir / FOLD_FILE)
+        search = info.get("search") or {}
+        for t in search.get("trials", []):
+            found.append(
+                Trial(
+                    f"search-{wf_key[:16]}-{int(info['fold']):03d}-{int(t['number']):04d}",
+                    "search",
+                    f"{label} fold {info['fold']} trial {t['number']}",
+                    float(t["sharpe"]),
+                    settings=t["params"],
+                    detail={
+                        "fold": info["fold"],
+                        "metric": search["metric"],
+                        "score": t["score"],
+                        "n_validation": t["n_validation"],
+                    },
+                )
+            )
+    return found
+
+
     for wf_dir in wf_dirs.values():
         for fold in sorted((wf_dir / "folds").iterdir()):
             if not fold.is_dir() or not fold.name.isdigit():
@@ -1037,6 +1085,7 @@ def replay(run_dir: str | Path, *, mode: str = "full", progress: bool = True) ->
         raise ConfigError(
             "not a run directory (no run.json / config.yaml)",
             file=run_dir,
+        pipe.record_search_trials()
             fix="pass a directory written by `mlstrat run CONFIG --out DIR`",
         )
     info = _read_json(info_path)
