@@ -53,9 +53,9 @@ from mlstrat.features.targets import TASK_EXAMPLES, TASK_KINDS, task_targets
 from mlstrat.report.options import ReportConfig
 from mlstrat.sections import setting
 from mlstrat.userclass import spec_file, split_spec
+from mlstrat.walkforward.search import SearchConfig
 from mlstrat.walkforward.splits import RUN_SCHEDULE, WalkForward
 
-from mlstrat.walkforward.search import SearchConfig
 if TYPE_CHECKING:
     from mlstrat.backtest import SizingConfig, StrategyConfig
 
@@ -232,11 +232,11 @@ class PredictorConfig:
     weight_decay: float = setting(
         1.0, "sample weights' time decay (1: none)", kind=float, minimum=-0.999, maximum=1.0
     )
-    task: str = "direction"
-    fit_targets: tuple[str, ...] = ()
     search: SearchConfig | None = setting(
         None, "Optuna search of params in every fold (walkforward.search)", kind=object
     )
+    task: str = "direction"
+    fit_targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1016,18 +1016,12 @@ class _Parser:
         }
         if extra["primary"] is not None and kind != "meta":
             raise self.error(_join(path, "primary"), "only a meta predictor has a primary")
+        extra["search"] = self.search(item.get("search"), _join(path, "search"), cls, kind)
         return PredictorConfig(
             name, kind, params, target, cols, thresholds, **extra, task=task,
             fit_targets=fit_targets,
         )  # fmt: skip
 
-    def primary_of(
-        extra["search"] = self.search(item.get("search"), _join(path, "search"), cls, kind)
-        self, pred: PredictorConfig, path: str, entries: list[PredictorConfig]
-    ) -> PredictorConfig:
-        """A meta entry with the targets its primary learns among its fit targets: the
-        primary is another entry (by name, not a meta) or a ``rule:COLUMN`` of the features."""
-        if pred.predictor != "meta":
     def search(self, raw: Any, path: str, cls: type, kind: str) -> SearchConfig | None:
         """A predictor's ``search`` section, its space naming the class's parameters."""
         if raw is None:
@@ -1039,6 +1033,12 @@ class _Parser:
             raise self.wrap(_join(path, exc.param), exc) from None
         return found
 
+    def primary_of(
+        self, pred: PredictorConfig, path: str, entries: list[PredictorConfig]
+    ) -> PredictorConfig:
+        """A meta entry with the targets its primary learns among its fit targets: the
+        primary is another entry (by name, not a meta) or a ``rule:COLUMN`` of the features."""
+        if pred.predictor != "meta":
             return pred
         key = _join(path, "primary")
         if pred.primary is None:

@@ -395,21 +395,9 @@ class _Pipeline:
             progress=self.progress,
             sample_weights=options["sample_weights"],
             weight_decay=options["weight_decay"],
+            search=options["search"],
         )
 
-    # -- backtest -----------------------------------------------------------
-
-    def backtest(self) -> None:
-        from mlstrat.report.result import BacktestResult
-
-        signal = self.config.signal_predictors
-        with _bar(self.progress, len(signal), "backtest", "strategy") as bar:
-            for pred in signal:
-                bar.set_postfix_str(pred.name)
-                key = self.bt_key(pred)
-            search=options["search"],
-
-                def build(entry: Entry, pred: PredictorConfig = pred) -> tuple[str, dict[str, Any]]:
     def record_search_trials(self) -> None:
         """Log every hyperparameter-search trial of the walk-forwards as a trial of the run
         (kind ``search``: they count in the deflated Sharpe ratio)."""
@@ -423,6 +411,18 @@ class _Pipeline:
         if trials:
             append_trials(self.run, trials)
 
+    # -- backtest -----------------------------------------------------------
+
+    def backtest(self) -> None:
+        from mlstrat.report.result import BacktestResult
+
+        signal = self.config.signal_predictors
+        with _bar(self.progress, len(signal), "backtest", "strategy") as bar:
+            for pred in signal:
+                bar.set_postfix_str(pred.name)
+                key = self.bt_key(pred)
+
+                def build(entry: Entry, pred: PredictorConfig = pred) -> tuple[str, dict[str, Any]]:
                     try:
                         entry.build_staged(lambda tmp: self._run_backtest(pred, tmp))
                     except ConfigError as exc:
@@ -600,7 +600,40 @@ def walkforward_options(cfg: RunConfig, pred: PredictorConfig) -> dict[str, Any]
         "thresholds": thresholds,
         "sample_weights": pred.sample_weights,
         "weight_decay": pred.weight_decay,
+        "search": pred.search,
     }
+
+
+def search_trials(wf_dir: Path, wf_key: str, label: str) -> list[Any]:
+    """The search trials a walk-forward's folds ran (their fold.json), as trials of the run's
+    log: each one's Sharpe is the per-bar Sharpe of its thresholded signal times the forward
+    return on its fold's validation rows; the id names the walk-forward, fold and trial."""
+    from mlstrat.trials import Trial
+    from mlstrat.walkforward.runner import FOLD_FILE
+
+    found = []
+    for fold_dir in sorted((wf_dir / "folds").iterdir()):
+        if not (fold_dir.name.isdigit() and (fold_dir / FOLD_FILE).is_file()):
+            continue
+        info = _read_json(fold_dir / FOLD_FILE)
+        search = info.get("search") or {}
+        for t in search.get("trials", []):
+            found.append(
+                Trial(
+                    f"search-{wf_key[:16]}-{int(info['fold']):03d}-{int(t['number']):04d}",
+                    "search",
+                    f"{label} fold {info['fold']} trial {t['number']}",
+                    float(t["sharpe"]),
+                    settings=t["params"],
+                    detail={
+                        "fold": info["fold"],
+                        "metric": search["metric"],
+                        "score": t["score"],
+                        "n_validation": t["n_validation"],
+                    },
+                )
+            )
+    return found
 
 
 def _feed_quality(path: Path) -> dict[str, Any]:
@@ -698,42 +731,9 @@ def _feature_importance(
     from mlstrat.predictors.registry import get_predictor, load_predictor
 
     if not hasattr(get_predictor(pred.predictor), "feature_importance"):
-        "search": pred.search,
         return None
     totals: dict[str, float] = {}
     n = 0
-def search_trials(wf_dir: Path, wf_key: str, label: str) -> list[Any]:
-    """The search trials a walk-forward's folds ran (their fold.json), as trials of the run's
-    log: each one's Sharpe is the per-bar Sharpe of its thresholded signal times the forward
-    return on its fold's validation rows; the id names the walk-forward, fold and trial."""
-    from mlstrat.trials import Trial
-    from mlstrat.walkforward.runner import FOLD_FILE
-
-    found = []
-    for fold_dir in sorted((wf_dir / "folds").iterdir()):
-        if not (fold_dir.name.isdigit() and (fold_dir / FOLD_FILE).is_file()):
-            continue
-        info = _read_json(fold_dir / FOLD_FILE)
-        search = info.get("search") or {}
-        for t in search.get("trials", []):
-            found.append(
-                Trial(
-                    f"search-{wf_key[:16]}-{int(info['fold']):03d}-{int(t['number']):04d}",
-                    "search",
-                    f"{label} fold {info['fold']} trial {t['number']}",
-                    float(t["sharpe"]),
-                    settings=t["params"],
-                    detail={
-                        "fold": info["fold"],
-                        "metric": search["metric"],
-                        "score": t["score"],
-                        "n_validation": t["n_validation"],
-                    },
-                )
-            )
-    return found
-
-
     for wf_dir in wf_dirs.values():
         for fold in sorted((wf_dir / "folds").iterdir()):
             if not fold.is_dir() or not fold.name.isdigit():
@@ -958,6 +958,7 @@ def _run(
         run.write_json(ENV_FILE, environment(cfg, pipe.data_hashes))
         pipe.features()
         pipe.walkforward()
+        pipe.record_search_trials()
         pipe.backtest()
         pipe.report(previous)
         pipe.prune()
@@ -1085,7 +1086,6 @@ def replay(run_dir: str | Path, *, mode: str = "full", progress: bool = True) ->
         raise ConfigError(
             "not a run directory (no run.json / config.yaml)",
             file=run_dir,
-        pipe.record_search_trials()
             fix="pass a directory written by `mlstrat run CONFIG --out DIR`",
         )
     info = _read_json(info_path)
