@@ -10,6 +10,7 @@ dataclass fields (`mlstrat.sections`). Every key is optional unless marked; unkn
 are errors:
 
     name, seed, n_jobs, backend, scheduler, cache_dir   RunConfig (here)
+    tracking:    `mlstrat.tracking.TrackingConfig` (MLflow; no effect on results)
     data:        DataConfig (here): files (required: list of {path, symbol, minute_path
                  and the data options of `mlstrat.data.options.DataOptions`} or plain
                  paths), start, end
@@ -52,6 +53,7 @@ from mlstrat.features.sets import FeaturesConfig
 from mlstrat.features.targets import TASK_EXAMPLES, TASK_KINDS, task_targets
 from mlstrat.report.options import ReportConfig
 from mlstrat.sections import setting
+from mlstrat.tracking import TrackingConfig
 from mlstrat.userclass import spec_file, split_spec
 from mlstrat.walkforward.search import SearchConfig
 from mlstrat.walkforward.splits import RUN_SCHEDULE, WalkForward
@@ -249,6 +251,9 @@ class RunConfig:
     backend: str = setting("loky", "fold parallelism: loky or dask", choices=BACKENDS)
     scheduler: str | None = setting(None, "dask scheduler address (backend: dask)")
     cache_dir: Path | None = setting(None, "shared stage cache (default OUT/cache)", kind=object)
+    tracking: TrackingConfig = setting(
+        None, "MLflow experiment tracking (track extra)", kind=object, factory=TrackingConfig
+    )
     data: DataConfig = setting(dataclasses.MISSING, "candle files and date range", kind=object)
     features: FeaturesConfig = setting(
         None, "feature set and targets", kind=object, factory=FeaturesConfig
@@ -787,6 +792,7 @@ class _Parser:
         run["cache_dir"] = None
         if top.get("cache_dir") is not None:
             run["cache_dir"] = self.path(top["cache_dir"], "cache_dir", must_exist=False)
+        run["tracking"] = self.section(TrackingConfig, top.get("tracking"), "tracking")
 
         data = self.data(top["data"])
         features = self.section(FeaturesConfig, top.get("features"), "features")

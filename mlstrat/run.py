@@ -56,6 +56,7 @@ from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
 from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
 from mlstrat.rundir import RunDir, inside
+from mlstrat.tracking import open_tracker, track_run
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
 STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "report": 3}
@@ -927,6 +928,7 @@ def _run(
     cfg: RunConfig, run: RunDir, cache_dir: str | Path | None, progress: bool, started: float
 ) -> RunResult:
     out = run.root
+    tracker = open_tracker(cfg)  # reaches the MLflow store before any work
     if cache_dir is not None:
         cache = Path(cache_dir)
     elif cfg.cache_dir is not None:
@@ -981,6 +983,9 @@ def _run(
         }
     )
     run.write_json(RUN_FILE, run_info)
+    if tracker is not None:  # after run.json is complete: MLflow gets the finished run
+        tracked = track_run(cfg.tracking, cfg, out, tracker)
+        run.write_json(RUN_FILE, {**run_info, "tracking": {"mlflow_run": tracked}})
     return RunResult(out, cfg, pipe.records, pipe.results, pipe.reports, seconds)
 
 
