@@ -368,7 +368,10 @@ def test_cli_typo_exit_code_in_a_real_process(tmp_path):
 def test_shipped_configs_are_valid():
     demo = load_config(REPO / "configs" / "demo.yaml")
     assert demo.data.symbols == ["BTCUSDT"] and demo.features.set == "xgb"
-    assert {p.predictor for p in demo.predictors} == {"xgboost", "hybrid", "volatility_lstm"}
+    assert {p.predictor for p in demo.predictors} == {
+        "xgboost", "hybrid", "meta", "volatility_lstm"
+    }  # fmt: skip
+    assert demo.predictor("costaware").primary == "xgboost"
     assert demo.volatility_predictor is not None and demo.report.comparison
     shared = REPO.parent / "shared" / "datasets" / "binance"
     if not shared.is_dir():
