@@ -25,6 +25,8 @@ where possible (copies otherwise)::
                                         predictions.parquet, folds.json
     backtests/PRED/                     BacktestResult (trades.csv, equity.csv, ...)
                                         and predictions/SYM.parquet as traded
+    paths/PRED/equity.parquet           walkforward.scheme cpcv: the equity of each CPCV
+                                        path's backtest (the headline backtest is path 0)
     report/PRED/report.html             one report per traded predictor
     report/comparison/report.html       all traded predictors side by side
 """
@@ -59,7 +61,7 @@ from mlstrat.rundir import RunDir, inside
 from mlstrat.tracking import open_tracker, track_run
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "report": 3}
+STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 3}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
@@ -202,6 +204,8 @@ class _Pipeline:
         self.wf_dirs: dict[tuple[str, str], Path] = {}
         self.bt_keys: dict[str, str] = {}
         self.results: dict[str, Any] = {}
+        self.path_keys: dict[str, str] = {}
+        self.path_stats: dict[str, Any] = {}  # predictor -> PathStats of its CPCV paths
         self.reports: dict[str, Path] = {}
 
     def _stage(
@@ -495,6 +499,56 @@ class _Pipeline:
             frame.to_parquet(tmp / "predictions" / f"{symbol}.parquet", index=False)
         result.save(tmp / "result")
 
+    # -- CPCV paths ---------------------------------------------------------
+
+    def paths(self) -> None:
+        """With ``walkforward.scheme: cpcv``, backtest every CPCV path of each traded
+        predictor with the same strategy, sizer and broker, and keep the equity curves."""
+        from mlstrat.report.paths import EQUITY_FILE, path_distribution, read_path_equity
+
+        if self.config.walkforward.scheme != "cpcv":
+            return
+        signal = self.config.signal_predictors
+        with _bar(self.progress, len(signal), "CPCV paths", "strategy") as bar:
+            for pred in signal:
+                bar.set_postfix_str(pred.name)
+                key = content_hash(
+                    {
+                        "stage": "paths",
+                        "stage_version": STAGE_VERSIONS["paths"],
+                        "backtest": self.bt_keys[pred.name],
+                    }
+                )
+
+                def build(entry: Entry, pred: PredictorConfig = pred) -> tuple[str, dict[str, Any]]:
+                    n = entry.build_staged(lambda tmp: self._backtest_paths(pred, tmp))
+                    return "computed", {"predictor": pred.name, "paths": n}
+
+                target, _ = self._stage("paths", pred.name, key, build, f"paths/{pred.name}")
+                self.path_keys[pred.name] = key
+                self.path_stats[pred.name] = path_distribution(
+                    read_path_equity(target / EQUITY_FILE),
+                    timeframe=self.results[pred.name].timeframe,
+                )
+                bar.update(1)
+
+    def _backtest_paths(self, pred: PredictorConfig, tmp: Path) -> int:
+        """Backtest each path (all symbols together) and write their equity curves."""
+        from mlstrat.report.paths import EQUITY_FILE, write_path_equity
+
+        symbols = self.config.data.symbols
+        wf_dirs = {s: self.wf_dirs[(pred.name, s)] for s in symbols}
+        vol = self.config.volatility_predictor
+        vol_dirs = None if vol is None else {s: self.wf_dirs[(vol.name, s)] for s in symbols}
+        curves = []
+        for number in cpcv_path_numbers(wf_dirs):
+            result, _ = backtest_predictor(
+                self.config, pred, self.feature_paths, wf_dirs, vol_dirs, path=number
+            )
+            curves.append(result.equity)
+        write_path_equity(curves, tmp / EQUITY_FILE)
+        return len(curves)
+
     # -- report -------------------------------------------------------------
 
     def report(self, previous: Mapping[str, Any]) -> None:
@@ -520,6 +574,7 @@ class _Pipeline:
                         "mlstrat": mlstrat.__version__,
                         "backtests": {m: self.bt_keys[m] for m in members},
                         "report": cfg.section("report"),
+                        **self._path_key(members),
                     }
                 )
                 rel = f"report/{page}"
@@ -550,6 +605,7 @@ class _Pipeline:
                 title=f"{title}: comparison",
                 risk_free=rep.risk_free,
                 dpi=rep.dpi,
+                paths={m: self.path_stats[m] for m in members if m in self.path_stats},
             )
         else:
             label = f"{title}: {page}" if len(self.results) > 1 else title
@@ -560,7 +616,13 @@ class _Pipeline:
                 risk_free=rep.risk_free,
                 log_scale=rep.log_scale,
                 dpi=rep.dpi,
+                paths=self.path_stats.get(page),
             )
+
+    def _path_key(self, members: Sequence[str]) -> dict[str, Any]:
+        """The CPCV path stages a report page shows (nothing without scheme cpcv)."""
+        keys = {m: self.path_keys[m] for m in members if m in self.path_keys}
+        return {"paths": keys} if keys else {}
 
     def prune(self) -> None:
         """Delete recorded files of symbols/predictors no longer in the configuration (left by
@@ -572,6 +634,7 @@ class _Pipeline:
             | {f"features/{s}.parquet" for s in cfg.data.symbols}
             | {f"models/{p.name}/{s}/" for p in cfg.predictors for s in cfg.data.symbols}
             | {f"backtests/{n}/" for n in self.results}
+            | {f"paths/{n}/" for n in self.path_keys}
             | {f"report/{n}/" for n in self.reports}
         )
         self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
@@ -655,16 +718,24 @@ def _write_feed(frame: pd.DataFrame, path: Path) -> None:
 
 
 def prediction_frame(
-    config: RunConfig, pred: PredictorConfig, wf_dir: Path, vol_dir: Path | None
+    config: RunConfig,
+    pred: PredictorConfig,
+    wf_dir: Path,
+    vol_dir: Path | None,
+    path: int | None = None,
 ) -> pd.DataFrame:
-    """The prediction feed a backtest trades: the predictor's walk-forward predictions, with
-    the volatility source's forecast as a per-bar ``volatility`` column when sizing uses one.
+    """The prediction feed a backtest trades: the predictor's walk-forward predictions (or
+    those of CPCV path `path`), with the volatility source's forecast as a per-bar
+    ``volatility`` column when sizing uses one.
 
     The volatility predictor forecasts its target (``forward_volatility_h``: the volatility
     of the next h bars); dividing by √h turns that into a per-bar volatility, the unit the
     sizer's ``target_vol`` / ``periods_per_year`` expect.
     """
-    frame = pd.read_parquet(wf_dir / "predictions.parquet")
+    from mlstrat.walkforward.cpcv import path_file
+
+    source = wf_dir / "predictions.parquet" if path is None else path_file(wf_dir, path)
+    frame = pd.read_parquet(source)
     if vol_dir is None:
         return frame
     path = vol_dir / "predictions.parquet"
@@ -754,8 +825,11 @@ def backtest_predictor(
     feature_paths: Mapping[str, Path],
     wf_dirs: Mapping[str, Path],
     vol_dirs: Mapping[str, Path] | None,
+    *,
+    path: int | None = None,
 ) -> tuple[Any, dict[str, pd.DataFrame]]:
-    """Backtest the configured strategy on one predictor's walk-forward predictions.
+    """Backtest the configured strategy on one predictor's walk-forward predictions, or on
+    CPCV path `path` of each symbol (then without the feature importance of the folds).
 
     One feed per symbol starts at the symbol's first prediction (the bars before
     the first test period have no out-of-sample prediction). Returns the
@@ -768,7 +842,7 @@ def backtest_predictor(
     folds: list[dict[str, Any]] = []
     for symbol in config.data.symbols:
         frame = prediction_frame(
-            config, pred, wf_dirs[symbol], None if vol_dirs is None else vol_dirs[symbol]
+            config, pred, wf_dirs[symbol], None if vol_dirs is None else vol_dirs[symbol], path
         )
         frames[symbol] = frame
         cols = feed_columns(config, pred, feature_paths[symbol], frame)
@@ -776,10 +850,25 @@ def backtest_predictor(
             feature_paths[symbol], columns=cols, start=_first_timestamp(frame), predictions=frame
         )
         folds += _folds(wf_dirs[symbol], symbol)
-    result = configured_backtest(
-        config, pred, feeds, folds=folds, feature_importance=_feature_importance(pred, wf_dirs)
-    )
+    importance = _feature_importance(pred, wf_dirs) if path is None else None
+    result = configured_backtest(config, pred, feeds, folds=folds, feature_importance=importance)
     return result, frames
+
+
+def cpcv_path_numbers(wf_dirs: Mapping[str, Path]) -> list[int]:
+    """The CPCV path numbers every symbol's walk-forward wrote (the same for all)."""
+    from mlstrat.walkforward.cpcv import PATHS_FILE, path_numbers
+
+    found = {symbol: path_numbers(d) for symbol, d in wf_dirs.items()}
+    first = next(iter(found.values()))
+    for symbol, numbers in found.items():
+        if not numbers or numbers != first:
+            raise DataError(
+                f"the CPCV walk-forward of {symbol} holds paths {numbers}, expected {first}",
+                file=wf_dirs[symbol] / PATHS_FILE,
+                fix="rerun `mlstrat run` (its walk-forward stage rebuilds the paths)",
+            )
+    return list(first or [])
 
 
 def configured_backtest(
@@ -962,6 +1051,7 @@ def _run(
         pipe.walkforward()
         pipe.record_search_trials()
         pipe.backtest()
+        pipe.paths()
         pipe.report(previous)
         pipe.prune()
     except (MlstratError, OSError) as exc:

@@ -373,7 +373,6 @@ def test_comparison_page_shows_one_models_path_distribution(cpcv_run, tmp_path):
         {"plain": result.results["xgb"], "cpcv": result.results["xgb"]},
         tmp_path / "cmp",
         paths={"cpcv": stats},
-        statistics=None,
     )
     html = page.read_text()
     assert "CPCV paths of cpcv" in html and 'data-chart="cpcv_paths"' in html

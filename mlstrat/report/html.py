@@ -38,8 +38,10 @@ import mlstrat
 from mlstrat.errors import ConfigError
 from mlstrat.fileio import json_text, replace_dir, tmp_name
 from mlstrat.report.metrics import Metrics, compute_metrics
+from mlstrat.report.paths import paths_block, paths_section
 from mlstrat.report.plots import Chart, make_charts, make_comparison_charts, save_charts
 from mlstrat.report.result import RESULT_FILE, BacktestResult, to_jsonable
+from mlstrat.report.stats import PathStats
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
@@ -592,8 +594,10 @@ def render_report_html(
     charts: list[Chart],
     out_dir: Path,
     title: str,
+    extra: Sequence[str] = (),
 ) -> str:
-    """The page for one run; `data` is the JSON-ready metrics, `charts` already saved in `out_dir`."""
+    """The page for one run; `data` is the JSON-ready metrics, `charts` already saved in `out_dir`,
+    `extra` more sections' HTML placed after the model section (e.g. the CPCV paths)."""
     by_name = {c.name: c for c in charts}
     parts = [_cards(data)]
     parts.append("<h2 id='performance'>Performance</h2>")
@@ -657,6 +661,7 @@ def render_report_html(
     else:
         parts.append("<p class='note'>No closed trades.</p>")
     parts.append(_model_section(metrics, by_name, out_dir))
+    parts.extend(extra)
     parts.append("<h2 id='config'>Run configuration</h2>")
     parts.append(
         f"<pre>{_e(json.dumps(to_jsonable(result.config), indent=2, sort_keys=True))}</pre>"
@@ -710,11 +715,14 @@ def build_report(
     risk_free: float = 0.0,
     log_scale: bool | str = "auto",
     dpi: int = 100,
+    paths: PathStats | None = None,
 ) -> Path:
     """Write the report directory for one run (see module docstring); return report.html's path.
 
     `log_scale` ("auto", True or False) picks the equity chart's y scale;
-    "auto" uses a log scale once values span more than ten times.
+    "auto" uses a log scale once values span more than ten times. `paths`: the CPCV
+    paths' Sharpe and drawdown distribution (`report.paths`), shown in its own section
+    and kept in metrics.json as ``cpcv_paths``.
     """
     out = Path(out_dir)
     metrics = compute_metrics(result, periods_per_year=periods_per_year, risk_free=risk_free)
@@ -725,9 +733,13 @@ def build_report(
     try:
         result.write_files(tmp)
         data = to_jsonable({"title": title, **metrics.to_dict()})
+        extra = []
+        if paths is not None:
+            data["cpcv_paths"] = to_jsonable(paths_block(paths))
+            extra.append(paths_section(paths, tmp, dpi=dpi))
         _write_json(tmp / METRICS_FILE, data)
         charts = save_charts(make_charts(result, metrics, log_scale=log_scale), tmp, dpi=dpi)
-        page = render_report_html(result, metrics, data, charts, tmp, title)
+        page = render_report_html(result, metrics, data, charts, tmp, title, extra)
         (tmp / REPORT_FILE).write_text(page, encoding="utf-8")
         replace_dir(tmp, out)
     except BaseException:
@@ -802,17 +814,23 @@ def build_comparison(
     periods_per_year: float | None = None,
     risk_free: float = 0.0,
     dpi: int = 100,
+    paths: Mapping[str, PathStats] | None = None,
 ) -> Path:
     """Write a page putting two or more runs side by side; return report.html's path.
 
     Runs are named by the mapping keys, `names`, their config's "name", or
     "run N". metrics.json holds every run's full metrics under its name.
+    `paths`: run name → its CPCV path distribution; the first run that has one gets a
+    section (metrics.json: ``cpcv_paths`` with ``model``).
     """
     runs = _runs(results, names, periods_per_year, risk_free)
     out = Path(out_dir)
     tmp = _prepare_dir(out)
     try:
         data = to_jsonable({"title": title, "runs": {r.name: r.metrics.to_dict() for r in runs}})
+        shown = next((r.name for r in runs if r.name in (paths or {})), None)
+        if shown is not None:
+            data["cpcv_paths"] = to_jsonable({"model": shown, **paths_block(paths[shown])})
         _write_json(tmp / METRICS_FILE, data)
         charts = save_charts(
             make_comparison_charts([(r.name, r.result, r.metrics) for r in runs]), tmp, dpi=dpi
@@ -857,6 +875,8 @@ def build_comparison(
                 parts.append(f"<h3>Tiers: {_e(r.name)}</h3>")
                 cols = ["tier", "n_signals", "hit_rate", "avg_return", "n_trades", "pnl_net"]
                 parts.append(_table(cols, r.metrics.tiers, labels={"tier": "Tier"}))
+        if shown is not None:
+            parts.append(paths_section(paths[shown], tmp, model=shown, dpi=dpi))
         parts.append("<h2 id='config'>Runs</h2>")
         for r in runs:
             parts.append(
