@@ -116,15 +116,15 @@ def test_held_confidence_reads_three_class_and_meta_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    "params, name",
+    "params, name, match",
     [
-        ({"exit_threshold": 1.2}, "exit_threshold"),
-        ({"exit_threshold": 0.0}, "exit_threshold"),
-        ({"min_hold_bars": -1}, "min_hold_bars"),
-        ({"min_hold_bars": 5, "max_hold_bars": 3}, "min_hold_bars"),
+        ({"exit_threshold": 1.2}, "exit_threshold", "must be a confidence in"),
+        ({"exit_threshold": 0.0}, "exit_threshold", "must be a confidence in"),
+        ({"min_hold_bars": -1}, "min_hold_bars", "must be ≥ 0"),
+        ({"min_hold_bars": 5, "max_hold_bars": 3}, "min_hold_bars", "exceeds max_hold_bars"),
     ],
 )
-def test_bad_turnover_parameters_name_themselves(params, name) -> None:
-    with pytest.raises(ConfigError) as info:
+def test_bad_turnover_parameters_name_themselves(params, name, match) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
         trades(frame(), **params)
     assert info.value.param == name
