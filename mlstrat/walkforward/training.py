@@ -14,6 +14,7 @@ task) and are coded with `encode_labels` for thresholds and metrics.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -148,8 +149,8 @@ def fit_fold(
     """
     params = dict(threshold_params or {})
     method = _threshold_method(params)
+    costs = {k: params.pop(k) for k in ("commission", "slippage") if k in params}
     model = factory()
-    labels = y if y_fit is None else y_fit
     learns = bool(getattr(model, "learns_outcomes", False))
     if (learns or method == "net_pnl") and outcomes is None:
         raise ConfigError(
@@ -158,57 +159,93 @@ def fit_fold(
             fix="run it through run_walk_forward, or pass outcomes=partial(trade_outcomes, bars, "
             "target)",
         )
-    costs = {k: params.pop(k) for k in ("commission", "slippage") if k in params}
-    train_stop = int(fold.validation[0]) if len(fold.validation) else int(fold.test[0])
-    X_train = X.iloc[fold.train_span]
-    y_train = _masked(labels, fold.train, fold.train_span)
-    if learns:
-        y_train = _with_outcomes(y_train, outcomes(stop=train_stop, **costs), fold.train_span)
-    validation = None
-    if len(fold.validation):
-        y_val = _masked(labels, fold.validation, fold.validation_span)
-        if learns:
-            y_val = _with_outcomes(
-                y_val, outcomes(stop=int(fold.test[0]), **costs), fold.validation_span
-            )
-        validation = (X.iloc[fold.validation_span], y_val)
-    fit_kwargs: dict[str, Any] = {}
-    info: dict[str, Any] = {}
-    if sample_weights is not None:
-        weights = _sample_weights(y, fold, X.index, ends, sample_weights, weight_decay)
-        fit_kwargs["sample_weight"] = _check_weighted(model, weights)
-        used = weights[weights > 0]
-        info["sample_weights"] = {
-            "method": sample_weights,
-            "decay": weight_decay,
-            "min": float(used.min()) if len(used) else None,
-            "max": float(used.max()) if len(used) else None,
-        }
+    found = functools.partial(outcomes, **costs) if outcomes is not None else None
+    X_train, y_train, validation = _fit_inputs(
+        X, y if y_fit is None else y_fit, fold, found if learns else None
+    )
+    fit_kwargs, info = _weights(model, y, fold, X.index, ends, sample_weights, weight_decay)
     model.fit(X_train, y_train, validation=validation, **fit_kwargs)
-    val_pred = None
-    thresholds: Thresholds | None = None
+    val_pred, thresholds = None, None
     rows = fold.validation_span if len(fold.validation) else None
     if rows is not None:
         val_pred = predict_rows(model, X, rows)
-        scores = side_scores(val_pred)
-        if scores is not None:
-            coded = encode_labels(_masked(y, fold.validation, rows), model.task)
-            if method == "net_pnl":
-                found = outcomes(stop=int(fold.test[0]), **costs).take(rows)
-                thresholds = fit_net_thresholds(
-                    scores[0], scores[1], found.long, found.short,
-                    rows=rows, cost=found.cost, symbol=symbol, **params,
-                )  # fmt: skip
-            else:
-                n_classes = np.asarray(val_pred.proba).shape[1]
-                up, down = side_outcomes(coded.to_numpy(dtype=float), n_classes)
-                thresholds = fit_thresholds(
-                    scores[0], up, proba_down=scores[1], y_down=down, symbol=symbol, **params
-                )
+        coded = encode_labels(_masked(y, fold.validation, rows), model.task)
+        thresholds = _validation_thresholds(
+            val_pred, coded, rows, method, params, found, int(fold.test[0]), symbol
+        )
     elif getattr(model, "task", None) in ("direction", "three_class"):
         thresholds = _unfitted(method, params, costs)
     info = {"best_iteration": _best_iteration(model), "best_epoch": best_epoch(model), **info}
     return FittedFold(fold, model, thresholds, val_pred, info, rows)
+
+
+def _fit_inputs(
+    X: pd.DataFrame,
+    labels: pd.Series | pd.DataFrame,
+    fold: Fold,
+    outcomes: OutcomeSource | None,
+) -> tuple[pd.DataFrame, Any, tuple[pd.DataFrame, Any] | None]:
+    """(X, y) of the training span and the validation span, purged rows' labels blanked;
+    with `outcomes`, the trade outcome columns of each span (computed from the bars before
+    its next boundary: the validation start, the test start)."""
+    train_stop = int(fold.validation[0]) if len(fold.validation) else int(fold.test[0])
+    y_train = _masked(labels, fold.train, fold.train_span)
+    if outcomes is not None:
+        y_train = _with_outcomes(y_train, outcomes(stop=train_stop), fold.train_span)
+    if not len(fold.validation):
+        return X.iloc[fold.train_span], y_train, None
+    y_val = _masked(labels, fold.validation, fold.validation_span)
+    if outcomes is not None:
+        y_val = _with_outcomes(y_val, outcomes(stop=int(fold.test[0])), fold.validation_span)
+    return X.iloc[fold.train_span], y_train, (X.iloc[fold.validation_span], y_val)
+
+
+def _weights(
+    model: Predictor,
+    y: pd.Series,
+    fold: Fold,
+    index: pd.Index,
+    ends: np.ndarray | None,
+    method: str | None,
+    decay: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fit keyword arguments, info) for `method` sample weights; both empty without."""
+    if method is None:
+        return {}, {}
+    weights = _sample_weights(y, fold, index, ends, method, decay)
+    used = weights[weights > 0]
+    info = {
+        "method": method,
+        "decay": decay,
+        "min": float(used.min()) if len(used) else None,
+        "max": float(used.max()) if len(used) else None,
+    }
+    return {"sample_weight": _check_weighted(model, weights)}, {"sample_weights": info}
+
+
+def _validation_thresholds(
+    pred: Prediction,
+    coded: pd.Series,
+    rows: np.ndarray,
+    method: str,
+    params: Mapping[str, Any],
+    outcomes: OutcomeSource | None,
+    test_start: int,
+    symbol: str | None,
+) -> Thresholds | None:
+    """The fold's thresholds from its validation predictions: precision against the coded
+    labels, or net P&L of the trade outcomes (from bars before the test start)."""
+    scores = side_scores(pred)
+    if scores is None:
+        return None
+    if method == "net_pnl":
+        found = outcomes(stop=test_start).take(rows)
+        return fit_net_thresholds(
+            scores[0], scores[1], found.long, found.short,
+            rows=rows, cost=found.cost, symbol=symbol, **params,
+        )  # fmt: skip
+    up, down = side_outcomes(coded.to_numpy(dtype=float), np.asarray(pred.proba).shape[1])
+    return fit_thresholds(scores[0], up, proba_down=scores[1], y_down=down, symbol=symbol, **params)
 
 
 def _threshold_method(params: dict[str, Any]) -> str:
