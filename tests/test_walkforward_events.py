@@ -351,3 +351,29 @@ def test_future_bars_never_reach_a_fold_model_with_triple_barrier_labels(
     later = outs["base"].out / "folds" / f"{k + 1:03d}" / run["models"][-1]
     changed_later = outs["changed"].out / "folds" / f"{k + 1:03d}" / run["models"][-1]
     assert later.read_bytes() != changed_later.read_bytes()
+
+
+@pytest.mark.slow
+def test_meta_folds_are_scored_against_whether_their_trades_paid(tmp_path) -> None:
+    """A meta model's fold metrics grade P(pays) against the outcome of the side it took
+    (not the three-class coding of the target)."""
+    bars = sample_bars(1700)
+    feed = build_feature_feed(bars, "core", targets=TARGETS)
+    path = write_feature_feed(feed, tmp_path / "f.parquet")
+    params = {"primary": "rule:return_1", "inner": ["xgboost", XGB_PARAMS]}
+    run = run_walk_forward(
+        path, "meta", params, "triple_barrier_12", SPLITS, tmp_path / "meta", n_jobs=1,
+        progress=False, thresholds={"method": "net_pnl", "commission": 0.001, "slippage": 0.0},
+    )  # fmt: skip
+    preds = run.predictions()
+    found = trade_outcomes(feed, triple_barrier(12, 1.0, 1.0), commission=0.001, slippage=0.0)
+    for record in run.folds:
+        part = preds[preds["fold"] == record["fold"]]
+        rows = feed.index.get_indexer(part["timestamp"])
+        side = part["primary_side"].to_numpy()
+        paid = np.where(side > 0, found.long.pays[rows], found.short.pays[rows])
+        p = part["confidence"].to_numpy()
+        known = np.isfinite(paid) & np.isfinite(p) & (side != 0)
+        assert record["n_scored"] == known.sum() > 50
+        assert record["accuracy"] == pytest.approx(np.mean((p[known] >= 0.5) == paid[known]))
+        assert record["base_rate_up"] == pytest.approx(paid[known].mean())

@@ -399,18 +399,19 @@ def run_fold(task: FoldTask) -> str:
 
     y_test = y.to_numpy(dtype=float)[fold.test]
     fwd = fwd_all[fold.test]
-    if pred.proba is not None:
+    val_metrics: dict[str, Any] = {}
+    if getattr(fitted.model, "learns_outcomes", False):
+        metrics, val_metrics = outcome_metrics(frame, task, fitted, pred, signal, fwd)
+    elif pred.proba is not None:
         metrics = classification_metrics(y_test, pred, signal=signal, forward_return=fwd)
     else:
         point = pred.volatility if pred.volatility is not None else pred.expected_return
         metrics = regression_metrics(y_test, point, forward_return=fwd)
-    val_metrics: dict[str, Any] = {}
-    if fitted.validation_prediction is not None and fitted.validation_prediction.proba is not None:
+    validation = fitted.validation_prediction
+    if not val_metrics and validation is not None and validation.proba is not None:
         y_val = np.full(len(y), np.nan)
         y_val[fold.validation] = y.to_numpy(dtype=float)[fold.validation]  # purged rows: NaN
-        val_metrics = classification_metrics(
-            y_val[fitted.validation_rows], fitted.validation_prediction
-        )
+        val_metrics = classification_metrics(y_val[fitted.validation_rows], validation)
     info = {
         "fold": fold.number,
         "run_key": task.run_key,
@@ -429,6 +430,42 @@ def run_fold(task: FoldTask) -> str:
     }
     _write_fold_dir(Path(task.fold_dir), fitted.model, info, out)
     return task.fold_dir
+
+
+def outcome_metrics(
+    frame: pd.DataFrame,
+    task: FoldTask,
+    fitted: Any,
+    pred: Prediction,
+    signal: np.ndarray,
+    fwd: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Test and validation metrics of a predictor that learns trade outcomes (`meta`): its
+    confidence as P(the trade on its side pays) against whether it paid (binary metrics;
+    validation outcomes from the bars before the test start, test outcomes from all bars,
+    for evaluation only)."""
+    costs = {k: v for k, v in task.threshold_params.items() if k in ("commission", "slippage")}
+    target = target_of(frame, task.target)
+    bars = frame[["open", "high", "low", "close", "volume"]]
+    fold = task.fold
+
+    def scored(p: Prediction, rows: np.ndarray, stop: int | None) -> tuple[np.ndarray, Prediction]:
+        found = trade_outcomes(bars, target, stop=stop, **costs)
+        side = np.sign(np.asarray(p.signal, dtype=float))
+        paid = np.where(side > 0, found.long.pays[rows], found.short.pays[rows])
+        paid = np.where(np.isnan(side) | (side == 0), np.nan, paid)
+        q = np.asarray(p.confidence, dtype=float)
+        return paid, Prediction(p.signal, q, np.column_stack([1 - q, q]))
+
+    paid, binary = scored(pred, fold.test, None)
+    metrics = classification_metrics(paid, binary, signal=signal, forward_return=fwd)
+    val_metrics: dict[str, Any] = {}
+    if fitted.validation_prediction is not None:
+        rows = fitted.validation_rows
+        paid, binary = scored(fitted.validation_prediction, rows, int(fold.test[0]))
+        paid[~np.isin(rows, fold.validation)] = np.nan  # purged rows
+        val_metrics = classification_metrics(paid, binary)
+    return metrics, val_metrics
 
 
 def prediction_frame(
