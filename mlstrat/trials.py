@@ -252,10 +252,19 @@ def load_trials(root: Path) -> TrialSet:
         labels[entry["id"]] = str(entry.get("label") or entry["id"])
         if entry.get("returns"):
             returns[entry["id"]] = _read_returns(root / entry["returns"], entry["returns_sha256"])
-    kinds = {k: sum(e["kind"] == k for e in entries) for k in KINDS}
-    counted = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
-    source = f"the run directory's trial log, {len(entries)} trial(s): {counted or 'none'}"
-    return TrialSet(sharpes, returns, labels, source)
+    return TrialSet(sharpes, returns, labels, describe(entries))
+
+
+#: How `describe` names the trials of each kind.
+_KIND_WORDS = {"run": "run backtest", "sweep": "sweep trial", "search": "search trial"}
+
+
+def describe(entries: list[dict[str, Any]]) -> str:
+    """``the run directory's trial log: 7 trials (2 run backtests, 5 sweep trials)``."""
+    counts = {k: sum(e["kind"] == k for e in entries) for k in KINDS}
+    parts = [f"{n} {_KIND_WORDS[k]}{'s' * (n != 1)}" for k, n in counts.items() if n]
+    total = f"{len(entries)} trial{'s' * (len(entries) != 1)}"
+    return f"the run directory's trial log: {total}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _read_returns(path: Path, sha256: str) -> pd.Series:

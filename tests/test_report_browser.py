@@ -243,7 +243,7 @@ def test_comparison_page_renders_cleanly(tmp_path):
     page = build_comparison(runs, tmp_path / "cmp", title="XGBoost vs LSTM")
     probe = render(page, tmp_path, 390, 844)
     assert probe["errors"] == [] and probe["csp"] == [] and probe["console"] == []
-    assert probe["images"] == 3 and probe["broken"] == []
+    assert probe["images"] == 4 and probe["broken"] == []  # 3 charts and the PBO logits
     assert probe["scrollWidth"] <= probe["viewport"]
 
 

@@ -17,6 +17,7 @@ from mlstrat.errors import ConfigError
 from mlstrat.report import html as H
 from mlstrat.report.metrics import compute_metrics
 from mlstrat.report.result import BacktestResult, to_jsonable
+from mlstrat.report.stats import StatisticsOptions
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,8 @@ def test_report_directory_has_page_numbers_charts_and_result(built):
     assert {"equity.png", "drawdown.png", "trade_pnl.png", "calibration.png"} <= names
     assert not [n for n in names if n.startswith(".")]
     data = _no_nan_json((out / "metrics.json").read_text())
-    assert data == to_jsonable({"title": "Test <report>", **compute_metrics(res).to_dict()})
+    expected = compute_metrics(res, statistics=StatisticsOptions())  # the page's default
+    assert data == to_jsonable({"title": "Test <report>", **expected.to_dict()})
     assert len(pd.read_csv(out / "trades.csv")) == len(res.trades)
     back = BacktestResult.load(out)  # the report directory is also a saved result
     pd.testing.assert_series_equal(back.equity, res.equity)
@@ -191,6 +193,7 @@ def test_comparison_page_puts_runs_side_by_side(tmp_path):
         "compare_equity.png",
         "compare_drawdown.png",
         "compare_folds.png",
+        "pbo_logits.png",  # the probability of backtest overfitting of the two
     }
     with pytest.raises(ConfigError, match="at least two"):
         H.build_comparison([a], tmp_path / "one")

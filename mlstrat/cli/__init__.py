@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "backtest",
     "walkforward",
     "run",
+    "sweep",
     "report",
     "paper",
     "reconcile",

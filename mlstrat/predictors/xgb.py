@@ -14,11 +14,10 @@ the best iteration so the saved model is exactly the one that predicts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from mlstrat.errors import ConfigError, DataError, ModelLoadError
 from mlstrat.features.targets import encode_labels, horizon_of
@@ -41,6 +40,9 @@ from mlstrat.predictors.persistence import (
 )
 from mlstrat.predictors.registry import register_predictor
 from mlstrat.predictors.scoring import categorical_log_loss, roc_auc
+
+if TYPE_CHECKING:  # imported where used: reading a configuration names this class only
+    import xgboost as xgb
 
 MODEL_FILE = "model.ubj"
 _TASK_CLASSES = {"direction": 2, "three_class": 3}
@@ -221,6 +223,8 @@ class XGBoostPredictor(Predictor):
         return arr
 
     def _dmatrix(self, arr: np.ndarray, label=None, weight=None) -> xgb.DMatrix:
+        import xgboost as xgb
+
         # Internal names f0..fN: XGBoost rejects some characters ([, ], <) in names.
         return xgb.DMatrix(
             arr,
@@ -318,6 +322,8 @@ class XGBoostPredictor(Predictor):
 
         history: dict[str, dict[str, list[float]]] = {}
         use_es = len(evals) > 1 and bool(self.early_stopping_rounds)
+        import xgboost as xgb
+
         booster = xgb.train(
             self._booster_params(spw),
             dtrain,
@@ -421,6 +427,8 @@ class XGBoostPredictor(Predictor):
         """Verify the directory against its manifest and restore the predictor."""
         path = Path(path)
         meta = read_model_dir(path, predictor=cls.name)
+        import xgboost as xgb
+
         try:
             obj = cls(**meta["params"])
             booster = xgb.Booster()

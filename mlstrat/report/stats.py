@@ -752,8 +752,7 @@ def backtest_statistics(
     head: dict[str, Any] = {
         "returns": f"simple per-bar returns of the equity curve ({len(returns)} bars)"
         + (f" minus the risk-free rate ({risk_free:g} per bar)" if risk_free else ""),
-        "annualisation": f"annualised Sharpe = per-bar Sharpe x sqrt({periods_per_year:g}) "
-        f"({reason})",
+        "annualisation": f"annualised Sharpe = per-bar Sharpe × √{periods_per_year:g} ({reason})",
         "kurtosis_kind": "non-excess (3 for normal returns)",
     }
     excess = returns - risk_free
