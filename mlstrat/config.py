@@ -22,7 +22,6 @@ are errors:
     sizing:      `mlstrat.backtest.SizingConfig`; params checked against the class
     broker:      `mlstrat.broker.BrokerConfig`
     report:      `mlstrat.report.options.ReportConfig`
-    sweep:       `mlstrat.sweep.SweepConfig` (what `mlstrat sweep` varies)
 
 Relative paths are taken from the directory of the YAML file. A problem is a
 `ConfigError` whose message starts with the key path (``predictors[1].params.max_depth``)
@@ -54,7 +53,6 @@ from mlstrat.features.sets import FeaturesConfig
 from mlstrat.features.targets import TASK_EXAMPLES, TASK_KINDS, task_targets
 from mlstrat.report.options import ReportConfig
 from mlstrat.sections import setting
-from mlstrat.sweep import SweepConfig
 from mlstrat.tracking import TrackingConfig
 from mlstrat.userclass import spec_file, split_spec
 from mlstrat.walkforward.search import SearchConfig
@@ -274,9 +272,6 @@ class RunConfig:
     )
     broker: BrokerConfig = setting(None, "broker settings", kind=object, factory=BrokerConfig)
     report: ReportConfig = setting(None, "report pages", kind=object, factory=ReportConfig)
-    sweep: SweepConfig = setting(
-        None, "parameter sweep over cached predictions", kind=object, factory=SweepConfig
-    )
     source: Path | None = None
 
     @property
@@ -805,6 +800,7 @@ class _Parser:
         sizing_raw = self.mapping(top.get("sizing"), "sizing", sections.keys(SizingConfig))
         vol_name = self.setting(SizingConfig, "volatility", sizing_raw, "sizing")
         predictors = self.predictors(top["predictors"], features, vol_name)
+        self.cpcv_names(walkforward, predictors, vol_name)
         if all(p.name == vol_name for p in predictors):
             raise self.error(
                 "predictors",
@@ -827,7 +823,6 @@ class _Parser:
             )
         broker = self.section(BrokerConfig, top.get("broker"), "broker")
         report = self.section(ReportConfig, top.get("report"), "report")
-        sweep = self.section(SweepConfig, top.get("sweep"), "sweep")
         # Strategy and sizer files are code that runs: import them only now that every
         # other key is valid, and once each.
         strategy = self.strategy(strategy_raw, strategy_spec, columns)
@@ -835,8 +830,24 @@ class _Parser:
         parts = {"data": data, "features": features, "predictors": tuple(predictors)}
         parts.update(walkforward=walkforward, strategy=strategy, sizing=sizing)
         return RunConfig(
-            name=name, **run, **parts, broker=broker, report=report, sweep=sweep, source=self.source
+            name=name, **run, **parts, broker=broker, report=report, source=self.source
         )
+
+    def cpcv_names(
+        self, walkforward: WalkForward, predictors: list[PredictorConfig], vol_name: str | None
+    ) -> None:
+        """walkforward.cpcv_predictors names traded predictors without a search (a search
+        scores trials on validation rows, which CPCV splits do not have)."""
+        key = "walkforward.cpcv_predictors"
+        traded = [p.name for p in predictors if p.name != vol_name]
+        for name in walkforward.cpcv_predictors:
+            self.choice(name, key, traded)
+            if next(p for p in predictors if p.name == name).search is not None:
+                raise self.error(
+                    key,
+                    f"{name!r} has a search, which needs validation rows; CPCV splits have none",
+                    "drop its search, or leave it out of cpcv_predictors",
+                )
 
     def setting(self, cls: type, name: str, raw: Mapping[str, Any], path: str) -> Any:
         """Setting `name` of section `cls` from the section mapping `raw` (its default when

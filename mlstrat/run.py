@@ -29,10 +29,6 @@ where possible (copies otherwise)::
                                         path's backtest (the headline backtest is path 0)
     report/PRED/report.html             one report per traded predictor
     report/comparison/report.html       all traded predictors side by side
-    trials/index.json, trials/returns/  the trial log: every backtest run into this
-                                        directory, with its per-bar returns (`mlstrat.trials`;
-                                        the reports' DSR and PBO count them)
-    sweep/                              `mlstrat sweep`: ranking, trials, page (`mlstrat.sweep`)
 """
 
 from __future__ import annotations
@@ -56,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 import mlstrat
+from mlstrat import sections
 from mlstrat.cache import Entry, cached, content_hash, verify_cache
 from mlstrat.config import RULE_PREFIX, PredictorConfig, RunConfig, load_config, parse_config
 from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
@@ -63,16 +60,15 @@ from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
 from mlstrat.rundir import RunDir, inside
 from mlstrat.tracking import open_tracker, track_run
-from mlstrat.trials import TRIALS_DIR, trials_digest
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 4}
+STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 3}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
 REPLAY_DIR = "replay"
-#: Where `mlstrat sweep` writes its trials, ranking and page (`mlstrat.sweep`).
-SWEEP_DIR = "sweep"
+#: Where the extra CPCV walk-forwards of ``walkforward.cpcv_predictors`` go: cpcv/PRED/SYM.
+CPCV_DIR = "cpcv"
 CACHE_DIR = "cache"
 TRADES_FILE = "trades.csv"
 #: Where `mlstrat run` puts a run without --out: reports/<config name>.
@@ -211,10 +207,11 @@ class _Pipeline:
         self.wf_dirs: dict[tuple[str, str], Path] = {}
         self.bt_keys: dict[str, str] = {}
         self.results: dict[str, Any] = {}
+        self.cpcv_keys: dict[tuple[str, str], str] = {}  # walkforward.cpcv_predictors
+        self.cpcv_dirs: dict[tuple[str, str], Path] = {}
         self.path_keys: dict[str, str] = {}
         self.path_stats: dict[str, Any] = {}  # predictor -> PathStats of its CPCV paths
         self.reports: dict[str, Path] = {}
-        self.trials: Any = None  # the trial log, read once for the report pages
 
     def _stage(
         self,
@@ -337,17 +334,21 @@ class _Pipeline:
     # -- walk-forward -------------------------------------------------------
 
     def walkforward(self) -> None:
+        """Every predictor's walk-forward per symbol, then the extra CPCV walk-forwards of
+        ``walkforward.cpcv_predictors`` (their models under cpcv/PRED/SYM)."""
         cfg = self.config
-        jobs = [(p, f.symbol) for p in cfg.predictors for f in cfg.data.files]
+        jobs = [(p, f.symbol, False) for p in cfg.predictors for f in cfg.data.files]
+        extra = [cfg.predictor(n) for n in cfg.walkforward.cpcv_predictors]
+        jobs += [(p, f.symbol, True) for p in extra for f in cfg.data.files]
         with _bar(self.progress, len(jobs), "walk-forward", "model") as bar:
-            for pred, symbol in jobs:
-                bar.set_postfix_str(f"{pred.name} {symbol}")
-                key = self.wf_key(pred, symbol)
+            for pred, symbol, cpcv in jobs:
+                bar.set_postfix_str(f"{pred.name} {symbol}" + (" cpcv" if cpcv else ""))
+                key = self.wf_key(pred, symbol, cpcv)
 
                 def build(
-                    entry: Entry, pred: PredictorConfig = pred, symbol: str = symbol
+                    entry: Entry, pred: PredictorConfig = pred, symbol: str = symbol, cpcv=cpcv
                 ) -> tuple[str, dict[str, Any]]:
-                    result = self._run_walk_forward(pred, symbol, entry.path)
+                    result = self._run_walk_forward(pred, symbol, entry.path, cpcv)
                     detail = {
                         "folds": len(result.folds),
                         "trained": result.n_trained,
@@ -356,19 +357,27 @@ class _Pipeline:
                     status = "resumed" if result.n_resumed else "computed"
                     return status, {"predictor": pred.name, "symbol": symbol, **detail}
 
+                where = f"{pred.name}/{symbol}"
                 target, _ = self._stage(
                     "walkforward",
-                    f"{pred.name}/{symbol}",
+                    where + ("/cpcv" if cpcv else ""),
                     key,
                     build,
-                    f"models/{pred.name}/{symbol}",
+                    f"{CPCV_DIR}/{where}" if cpcv else f"models/{where}",
                     resumable=True,
                 )
-                self.wf_keys[(pred.name, symbol)] = key
-                self.wf_dirs[(pred.name, symbol)] = target
+                keys, dirs = (
+                    (self.cpcv_keys, self.cpcv_dirs) if cpcv else (self.wf_keys, self.wf_dirs)
+                )
+                keys[(pred.name, symbol)] = key
+                dirs[(pred.name, symbol)] = target
                 bar.update(1)
 
-    def wf_key(self, pred: PredictorConfig, symbol: str) -> str:
+    def schedule(self, cpcv: bool = False) -> Any:
+        """The walk-forward schedule, or its CPCV form for the cpcv_predictors' extra run."""
+        return self.config.walkforward.cpcv_schedule() if cpcv else self.config.walkforward
+
+    def wf_key(self, pred: PredictorConfig, symbol: str, cpcv: bool = False) -> str:
         spec = next(p for p in self.config.section("predictors") if p["name"] == pred.name)
         # no search: the key of a run from before searches existed (its models are reused)
         spec = {k: v for k, v in spec.items() if k != "name" and (k, v) != ("search", None)}
@@ -379,16 +388,22 @@ class _Pipeline:
                 "features": self.feature_keys[symbol],
                 "predictor": spec,
                 "options": walkforward_options(self.config, pred),
-                "walkforward": self.config.section("walkforward"),
+                "walkforward": {
+                    k: v
+                    for k, v in sections.to_dict(self.schedule(cpcv)).items()
+                    if k != "cpcv_predictors"  # which predictors get CPCV paths as well
+                },
                 "seed": self.config.seed,
             }
         )
 
-    def _run_walk_forward(self, pred: PredictorConfig, symbol: str, entry: Path) -> Any:
+    def _run_walk_forward(
+        self, pred: PredictorConfig, symbol: str, entry: Path, cpcv: bool = False
+    ) -> Any:
         from mlstrat.walkforward.runner import run_walk_forward
 
         cfg = self.config
-        splits = dataclasses.replace(cfg.walkforward, horizon=horizon_of(pred.target))
+        splits = dataclasses.replace(self.schedule(cpcv), horizon=horizon_of(pred.target))
         options = walkforward_options(cfg, pred)
         return run_walk_forward(
             self.feature_paths[symbol],
@@ -448,30 +463,10 @@ class _Pipeline:
                 self.records[-1].detail["trades"] = len(self.results[pred.name].trades)
                 bar.update(1)
 
-    def record_trials(self) -> None:
-        """Log every traded predictor's backtest as a trial of the run (`mlstrat.trials`)."""
-        from mlstrat.trials import append_trials, backtest_trial
-
-        trials = [backtest_trial(self.bt_keys[n], "run", n, r) for n, r in self.results.items()]
-        append_trials(self.run, trials)
-
-    def statistics_options(self) -> Any:
-        """How the report pages compute PSR, DSR and PBO: over the run directory's trial log,
-        with the report section's confidence, resamples and blocks and the run's seed."""
-        from mlstrat.report.stats import StatisticsOptions
-        from mlstrat.trials import load_trials
-
-        rep = self.config.report
-        if self.trials is None:
-            self.trials = load_trials(self.out)
-        return StatisticsOptions(
-            self.trials, rep.confidence, rep.bootstrap_resamples, self.config.seed, rep.pbo_blocks
-        )
-
-    def _locate(self, exc: ConfigError, config: RunConfig | None = None) -> ConfigError:
+    def _locate(self, exc: ConfigError) -> ConfigError:
         """A strategy or sizer parameter refused at backtest time, named by its config key
         (``param=``; ``column=`` too, which user strategies written before it carry)."""
-        cfg = config or self.config
+        cfg = self.config
         param = exc.param or exc.column
         if param in cfg.strategy.params:
             path = f"strategy.params.{param}"
@@ -481,10 +476,8 @@ class _Pipeline:
             return exc
         return ConfigError(f"{path}: {exc.problem}", file=cfg.source, fix=exc.fix)
 
-    def bt_key(self, pred: PredictorConfig, config: RunConfig | None = None) -> str:
-        """The backtest stage's key of `pred` under `config` (default the run's: a sweep
-        asks for its combinations' keys over the same features and models)."""
-        cfg = config or self.config
+    def bt_key(self, pred: PredictorConfig) -> str:
+        cfg = self.config
         from mlstrat.data import file_sha256
 
         strategy = dict(cfg.section("strategy"))
@@ -532,26 +525,35 @@ class _Pipeline:
     # -- CPCV paths ---------------------------------------------------------
 
     def paths(self) -> None:
-        """With ``walkforward.scheme: cpcv``, backtest every CPCV path of each traded
-        predictor with the same strategy, sizer and broker, and keep the equity curves."""
+        """Backtest every CPCV path of each traded predictor (``walkforward.scheme: cpcv``;
+        the headline backtest is path 0) or of each of ``walkforward.cpcv_predictors``
+        (beside their walk-forward backtest), with the same strategy, sizer and broker, and
+        keep the equity curves."""
         from mlstrat.report.paths import EQUITY_FILE, path_distribution, read_path_equity
 
-        if self.config.walkforward.scheme != "cpcv":
-            return
-        signal = self.config.signal_predictors
-        with _bar(self.progress, len(signal), "CPCV paths", "strategy") as bar:
-            for pred in signal:
+        cfg = self.config
+        every = cfg.walkforward.scheme == "cpcv"
+        names = (
+            [p.name for p in cfg.signal_predictors] if every else cfg.walkforward.cpcv_predictors
+        )
+        keys, dirs = (self.wf_keys, self.wf_dirs) if every else (self.cpcv_keys, self.cpcv_dirs)
+        with _bar(self.progress, len(names), "CPCV paths", "strategy") as bar:
+            for pred in (cfg.predictor(n) for n in names):
                 bar.set_postfix_str(pred.name)
+                wf_dirs = {s: dirs[(pred.name, s)] for s in cfg.data.symbols}
                 key = content_hash(
                     {
                         "stage": "paths",
                         "stage_version": STAGE_VERSIONS["paths"],
                         "backtest": self.bt_keys[pred.name],
+                        "cpcv": {s: keys[(pred.name, s)] for s in cfg.data.symbols},
                     }
                 )
 
-                def build(entry: Entry, pred: PredictorConfig = pred) -> tuple[str, dict[str, Any]]:
-                    n = entry.build_staged(lambda tmp: self._backtest_paths(pred, tmp))
+                def build(
+                    entry: Entry, pred: PredictorConfig = pred, wf_dirs: Any = wf_dirs
+                ) -> tuple[str, dict[str, Any]]:
+                    n = entry.build_staged(lambda tmp: self._backtest_paths(pred, wf_dirs, tmp))
                     return "computed", {"predictor": pred.name, "paths": n}
 
                 target, _ = self._stage("paths", pred.name, key, build, f"paths/{pred.name}")
@@ -559,15 +561,15 @@ class _Pipeline:
                 self.path_stats[pred.name] = path_distribution(
                     read_path_equity(target / EQUITY_FILE),
                     timeframe=self.results[pred.name].timeframe,
+                    headline=None if every else self.results[pred.name].equity,
                 )
                 bar.update(1)
 
-    def _backtest_paths(self, pred: PredictorConfig, tmp: Path) -> int:
+    def _backtest_paths(self, pred: PredictorConfig, wf_dirs: Mapping[str, Path], tmp: Path) -> int:
         """Backtest each path (all symbols together) and write their equity curves."""
         from mlstrat.report.paths import EQUITY_FILE, write_path_equity
 
         symbols = self.config.data.symbols
-        wf_dirs = {s: self.wf_dirs[(pred.name, s)] for s in symbols}
         vol = self.config.volatility_predictor
         vol_dirs = None if vol is None else {s: self.wf_dirs[(vol.name, s)] for s in symbols}
         curves = []
@@ -604,8 +606,6 @@ class _Pipeline:
                         "mlstrat": mlstrat.__version__,
                         "backtests": {m: self.bt_keys[m] for m in members},
                         "report": cfg.section("report"),
-                        "trials": trials_digest(self.out),
-                        "seed": cfg.seed,
                         **self._path_key(members),
                     }
                 )
@@ -638,7 +638,6 @@ class _Pipeline:
                 risk_free=rep.risk_free,
                 dpi=rep.dpi,
                 paths={m: self.path_stats[m] for m in members if m in self.path_stats},
-                statistics=self.statistics_options(),
             )
         else:
             label = f"{title}: {page}" if len(self.results) > 1 else title
@@ -650,7 +649,6 @@ class _Pipeline:
                 log_scale=rep.log_scale,
                 dpi=rep.dpi,
                 paths=self.path_stats.get(page),
-                statistics=self.statistics_options(),
             )
 
     def _path_key(self, members: Sequence[str]) -> dict[str, Any]:
@@ -669,8 +667,8 @@ class _Pipeline:
             | {f"models/{p.name}/{s}/" for p in cfg.predictors for s in cfg.data.symbols}
             | {f"backtests/{n}/" for n in self.results}
             | {f"paths/{n}/" for n in self.path_keys}
+            | {f"{CPCV_DIR}/{p}/{s}/" for p, s in self.cpcv_dirs}
             | {f"report/{n}/" for n in self.reports}
-            | {f"{TRIALS_DIR}/", f"{SWEEP_DIR}/"}  # what was tried stays counted
         )
         self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
 
@@ -862,11 +860,9 @@ def backtest_predictor(
     vol_dirs: Mapping[str, Path] | None,
     *,
     path: int | None = None,
-    with_importance: bool = True,
 ) -> tuple[Any, dict[str, pd.DataFrame]]:
     """Backtest the configured strategy on one predictor's walk-forward predictions, or on
-    CPCV path `path` of each symbol (then without the feature importance of the folds, as
-    with `with_importance` False: a sweep's trials skip loading every fold model).
+    CPCV path `path` of each symbol (then without the feature importance of the folds).
 
     One feed per symbol starts at the symbol's first prediction (the bars before
     the first test period have no out-of-sample prediction). Returns the
@@ -887,7 +883,7 @@ def backtest_predictor(
             feature_paths[symbol], columns=cols, start=_first_timestamp(frame), predictions=frame
         )
         folds += _folds(wf_dirs[symbol], symbol)
-    importance = _feature_importance(pred, wf_dirs) if path is None and with_importance else None
+    importance = _feature_importance(pred, wf_dirs) if path is None else None
     result = configured_backtest(config, pred, feeds, folds=folds, feature_importance=importance)
     return result, frames
 
@@ -986,20 +982,13 @@ def run_experiment(
     """
     started = time.perf_counter()
     cfg = _as_config(config, overrides)
-    return in_run_dir(cfg, out, lambda run: _run(cfg, run, cache_dir, progress, started))
-
-
-def in_run_dir(cfg: RunConfig, out: str | Path | None, body: Callable[[RunDir], Any]) -> Any:
-    """`body(run)` with the run directory `out` (default reports/<name>) claimed and locked,
-    once every predictor of `cfg` builds and no input file lies inside it. A full disk, a
-    read-only or forbidden directory end in a one-line `StorageError`."""
     _build_predictors(cfg)
     out = _out_dir(cfg, out)
     _refuse_inputs_inside(cfg, out)
     try:
         run = RunDir.claim(out)
         with run.lock():
-            return body(run)
+            return _run(cfg, run, cache_dir, progress, started)
     except OSError as exc:
         error = storage_error(exc)
         if error is None:
@@ -1062,7 +1051,13 @@ def _run(
 ) -> RunResult:
     out = run.root
     tracker = open_tracker(cfg)  # reaches the MLflow store before any work
-    cache = stage_cache(cfg, run, cache_dir)
+    if cache_dir is not None:
+        cache = Path(cache_dir)
+    elif cfg.cache_dir is not None:
+        cache = cfg.cache_dir
+    else:
+        cache = run.path(f"{CACHE_DIR}/x").parent  # refuses a symlinked OUT/cache
+    cache.mkdir(parents=True, exist_ok=True)
     _set_seeds(cfg.seed)
     previous: dict[str, Any] = {}
     if run.owns(RUN_FILE) and not run.verify([RUN_FILE]):
@@ -1089,7 +1084,6 @@ def _run(
         pipe.walkforward()
         pipe.record_search_trials()
         pipe.backtest()
-        pipe.record_trials()
         pipe.paths()
         pipe.report(previous)
         pipe.prune()
@@ -1116,18 +1110,6 @@ def _run(
         tracked = track_run(cfg.tracking, cfg, out, tracker)
         run.write_json(RUN_FILE, {**run_info, "tracking": {"mlflow_run": tracked}})
     return RunResult(out, cfg, pipe.records, pipe.results, pipe.reports, seconds)
-
-
-def stage_cache(cfg: RunConfig, run: RunDir, cache_dir: str | Path | None) -> Path:
-    """The stage cache a run uses (created): `cache_dir`, the config's, or ``OUT/cache``."""
-    if cache_dir is not None:
-        cache = Path(cache_dir)
-    elif cfg.cache_dir is not None:
-        cache = cfg.cache_dir
-    else:
-        cache = run.path(f"{CACHE_DIR}/x").parent  # refuses a symlinked OUT/cache
-    cache.mkdir(parents=True, exist_ok=True)
-    return cache
 
 
 def _relative_to(path: Path, root: Path) -> str:

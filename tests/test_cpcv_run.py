@@ -93,6 +93,9 @@ def test_cpcv_defaults_and_expanding_scheme():
         ({"scheme": "cpcv", "expanding": True}, "walkforward.expanding", "not cpcv"),
         ({"scheme": "cpcv", "groups": 1}, "walkforward.groups", ">= 2"),
         ({"scheme": "combinatorial"}, "walkforward.scheme", "not allowed"),
+        ({"cpcv_predictors": ["nope"]}, "walkforward.cpcv_predictors", "not allowed"),
+        ({"cpcv_predictors": "a"}, "walkforward.cpcv_predictors", "list of names"),
+        (dict(CPCV, cpcv_predictors=["a"]), "walkforward.cpcv_predictors", "scheme cpcv"),
     ],
 )
 def test_bad_scheme_settings_name_their_key(walkforward, key, words):
@@ -101,6 +104,19 @@ def test_bad_scheme_settings_name_their_key(walkforward, key, words):
     with pytest.raises(ConfigError) as info:
         parse(raw)
     assert info.value.problem.startswith(f"{key}:") and words in str(info.value)
+
+
+def test_cpcv_predictors_allow_the_cpcv_keys_and_refuse_a_search():
+    raw = base_raw()
+    raw["walkforward"] = {"cpcv_predictors": ["a"], "groups": 4, "embargo": "6h"}
+    cfg = parse(raw)
+    cv = cfg.walkforward.cpcv_schedule()
+    assert cv.scheme == "cpcv" and cv.cpcv().n_splits == 6 and cv.cpcv_predictors == ()
+    assert cfg.walkforward.scheme == "rolling" and cfg.walkforward.describe()["train"] == "4mo"
+    assert parse(cfg.to_dict()).to_dict() == cfg.to_dict()
+    raw["predictors"][0]["search"] = {"space": {"max_depth": [2, 3]}}
+    with pytest.raises(ConfigError, match="walkforward.cpcv_predictors: 'a' has a search"):
+        parse(raw)
 
 
 def test_cpcv_config_round_trips():
@@ -377,7 +393,7 @@ def test_comparison_page_shows_one_models_path_distribution(cpcv_run, tmp_path):
     html = page.read_text()
     assert "CPCV paths of cpcv" in html and 'data-chart="cpcv_paths"' in html
     block = json.loads((tmp_path / "cmp" / "metrics.json").read_text())["cpcv_paths"]
-    assert block["model"] == "cpcv" and block["sharpe"] == list(stats.sharpe)
+    assert block["model"] == "cpcv" and block["sharpe"] == list(stats.stats.sharpe)
 
 
 def result_stats(result):
@@ -396,3 +412,47 @@ def test_rerun_reuses_the_path_backtests(cpcv_run):
     again = run_experiment(cfg, first.out, progress=False)
     assert again.status("paths") == {"xgb": "cached"}
     assert again.status("walkforward") == {"xgb/BTCUSDT": "cached"}
+
+
+@pytest.fixture(scope="module")
+def beside_run(tmp_path_factory):
+    """A rolling walk-forward run of two predictors, one of them also run as CPCV."""
+    from mlstrat.run import run_experiment
+
+    root = tmp_path_factory.mktemp("cpcv_beside")
+    data = root / "BTCUSDT-1h.parquet"
+    shutil.copyfile(SAMPLE, data)
+    raw = tiny_raw(data)
+    raw["predictors"].append(
+        {"name": "small", "predictor": "xgboost", "params": dict(TINY_XGB, max_depth=2)}
+    )
+    raw["walkforward"] = dict(raw["walkforward"], cpcv_predictors=["xgb"], groups=4)
+    cfg = write_config(root / "beside.yaml", raw)
+    return run_experiment(cfg, root / "out", progress=False)
+
+
+@pytest.mark.slow
+def test_cpcv_predictors_get_paths_beside_their_walkforward_backtest(beside_run):
+    from mlstrat.report.paths import read_path_equity
+
+    out = beside_run.out
+    assert beside_run.status("walkforward") == {
+        "xgb/BTCUSDT": "computed",
+        "small/BTCUSDT": "computed",
+        "xgb/BTCUSDT/cpcv": "computed",
+    }
+    assert beside_run.status("paths") == {"xgb": "computed"}
+    assert path_numbers(out / "models" / "xgb" / "BTCUSDT") is None  # the headline: rolling
+    assert path_numbers(out / "cpcv" / "xgb" / "BTCUSDT") == [0, 1, 2]
+    curves = read_path_equity(out / "paths" / "xgb" / "equity.parquet")
+    headline = beside_run.results["xgb"].equity
+    assert len(curves) == 3 and curves[0].index[0] < headline.index[0]  # CPCV covers every bar
+    block = json.loads((out / "report" / "xgb" / "metrics.json").read_text())["cpcv_paths"]
+    assert block["reference_path"] is None
+    assert block["reference"]["sharpe"] == pytest.approx(_independent_sharpe(headline))
+    np.testing.assert_allclose(block["sharpe"], [_independent_sharpe(c) for c in curves])
+    assert "cpcv_paths" not in json.loads((out / "report" / "small" / "metrics.json").read_text())
+    page = (out / "report" / "comparison" / "report.html").read_text()
+    assert "CPCV paths of xgb" in page and "walk-forward (headline) backtest" in page
+    compared = json.loads((out / "report" / "comparison" / "metrics.json").read_text())
+    assert compared["cpcv_paths"]["model"] == "xgb"

@@ -36,6 +36,7 @@ so the same schedule can be followed online bar by bar (see ``online.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -180,6 +181,16 @@ def span_value(value: Any) -> int | str:
     return value
 
 
+def names_value(value: Any) -> tuple[str, ...]:
+    """A list of names (predictor entries) as a configuration holds it."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"expected a list of names, got {value!r}", fix="e.g. [xgboost]")
+    names = tuple(str(v).strip() for v in value)
+    if not all(names) or len(set(names)) < len(names):
+        raise ConfigError(f"{list(value)!r} holds an empty or repeated name")
+    return names
+
+
 def validation_value(value: Any) -> float | int | str:
     """A validation tail as a configuration holds it: a fraction in [0, 1), bars or a duration."""
     if isinstance(value, float):
@@ -252,6 +263,12 @@ class WalkForward:
         kind=int,
         minimum=1,
     )
+    cpcv_predictors: tuple[str, ...] = setting(
+        None,
+        "predictors that also get a CPCV walk-forward whose paths are backtested",
+        kind=names_value,
+        factory=tuple,
+    )
     horizon: int = 1
     _spans: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -305,6 +322,13 @@ class WalkForward:
         if self.scheme == "expanding" or (self.expanding and self.scheme == "rolling"):
             object.__setattr__(self, "scheme", "expanding")
             object.__setattr__(self, "expanding", True)
+        if self.scheme == "cpcv" and self.cpcv_predictors:
+            raise ConfigError(
+                "cpcv_predictors adds CPCV paths beside a walk-forward; scheme cpcv gives "
+                "every predictor its paths already",
+                param="cpcv_predictors",
+                fix="drop cpcv_predictors, or use scheme: rolling",
+            )
         if self.scheme == "cpcv" and self.expanding:
             raise ConfigError(
                 "expanding applies to walk-forward schemes, not cpcv",
@@ -312,18 +336,19 @@ class WalkForward:
                 fix="drop expanding, or use scheme: expanding",
             )
         for name in CPCV_DEFAULTS:
-            if getattr(self, name) is not None and self.scheme != "cpcv":
+            unused = self.scheme != "cpcv" and not self.cpcv_predictors
+            if getattr(self, name) is not None and unused:
                 raise ConfigError(
                     f"{name} is a cpcv setting but scheme is {self.scheme}",
                     param=name,
-                    fix=f"set scheme: cpcv, or drop {name}",
+                    fix=f"set scheme: cpcv (or cpcv_predictors), or drop {name}",
                 )
 
     def cpcv(self) -> Any:
         """The `CombinatorialPurgedCV` of a cpcv scheme (groups, test groups, horizon, embargo)."""
         from mlstrat.walkforward.cpcv import CombinatorialPurgedCV
 
-        if self.scheme != "cpcv":
+        if self.scheme != "cpcv" and not self.cpcv_predictors:
             raise ConfigError(f"scheme {self.scheme} is not cpcv", param="scheme")
         groups = CPCV_DEFAULTS["groups"] if self.groups is None else self.groups
         tests = CPCV_DEFAULTS["test_groups"] if self.test_groups is None else self.test_groups
@@ -333,6 +358,10 @@ class WalkForward:
             )
         except ConfigError as exc:
             raise ConfigError(exc.problem, param="test_groups", fix=exc.fix) from None
+
+    def cpcv_schedule(self) -> WalkForward:
+        """This configuration as a cpcv scheme (for the `cpcv_predictors`' extra walk-forward)."""
+        return dataclasses.replace(self, scheme="cpcv", expanding=False, cpcv_predictors=())
 
     def _forward_only(self, what: str) -> None:
         """Refuse `what` (a bar-by-bar schedule) for cpcv, whose splits train on later bars."""
