@@ -22,6 +22,7 @@ are errors:
     sizing:      `mlstrat.backtest.SizingConfig`; params checked against the class
     broker:      `mlstrat.broker.BrokerConfig`
     report:      `mlstrat.report.options.ReportConfig`
+    sweep:       `mlstrat.sweep.SweepConfig` (what `mlstrat sweep` varies)
 
 Relative paths are taken from the directory of the YAML file. A problem is a
 `ConfigError` whose message starts with the key path (``predictors[1].params.max_depth``)
@@ -53,6 +54,7 @@ from mlstrat.features.sets import FeaturesConfig
 from mlstrat.features.targets import TASK_EXAMPLES, TASK_KINDS, task_targets
 from mlstrat.report.options import ReportConfig
 from mlstrat.sections import setting
+from mlstrat.sweep import SweepConfig
 from mlstrat.tracking import TrackingConfig
 from mlstrat.userclass import spec_file, split_spec
 from mlstrat.walkforward.search import SearchConfig
@@ -272,6 +274,9 @@ class RunConfig:
     )
     broker: BrokerConfig = setting(None, "broker settings", kind=object, factory=BrokerConfig)
     report: ReportConfig = setting(None, "report pages", kind=object, factory=ReportConfig)
+    sweep: SweepConfig = setting(
+        None, "parameter sweep over cached predictions", kind=object, factory=SweepConfig
+    )
     source: Path | None = None
 
     @property
@@ -823,6 +828,7 @@ class _Parser:
             )
         broker = self.section(BrokerConfig, top.get("broker"), "broker")
         report = self.section(ReportConfig, top.get("report"), "report")
+        sweep = self.section(SweepConfig, top.get("sweep"), "sweep")
         # Strategy and sizer files are code that runs: import them only now that every
         # other key is valid, and once each.
         strategy = self.strategy(strategy_raw, strategy_spec, columns)
@@ -830,7 +836,7 @@ class _Parser:
         parts = {"data": data, "features": features, "predictors": tuple(predictors)}
         parts.update(walkforward=walkforward, strategy=strategy, sizing=sizing)
         return RunConfig(
-            name=name, **run, **parts, broker=broker, report=report, source=self.source
+            name=name, **run, **parts, broker=broker, report=report, sweep=sweep, source=self.source
         )
 
     def cpcv_names(

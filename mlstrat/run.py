@@ -29,6 +29,10 @@ where possible (copies otherwise)::
                                         path's backtest (the headline backtest is path 0)
     report/PRED/report.html             one report per traded predictor
     report/comparison/report.html       all traded predictors side by side
+    trials/index.json, trials/returns/  the trial log: every backtest run into this
+                                        directory, with its per-bar returns (`mlstrat.trials`;
+                                        the reports' DSR and PBO count them)
+    sweep/                              `mlstrat sweep`: ranking, trials, page (`mlstrat.sweep`)
 """
 
 from __future__ import annotations
@@ -60,15 +64,18 @@ from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
 from mlstrat.rundir import RunDir, inside
 from mlstrat.tracking import open_tracker, track_run
+from mlstrat.trials import TRIALS_DIR, trials_digest
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 3}
+STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 4}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"
 REPLAY_DIR = "replay"
 #: Where the extra CPCV walk-forwards of ``walkforward.cpcv_predictors`` go: cpcv/PRED/SYM.
 CPCV_DIR = "cpcv"
+#: Where `mlstrat sweep` writes its trials, ranking and page (`mlstrat.sweep`).
+SWEEP_DIR = "sweep"
 CACHE_DIR = "cache"
 TRADES_FILE = "trades.csv"
 #: Where `mlstrat run` puts a run without --out: reports/<config name>.
@@ -212,6 +219,7 @@ class _Pipeline:
         self.path_keys: dict[str, str] = {}
         self.path_stats: dict[str, Any] = {}  # predictor -> PathStats of its CPCV paths
         self.reports: dict[str, Path] = {}
+        self.trials: Any = None  # the trial log, read once for the report pages
 
     def _stage(
         self,
@@ -463,10 +471,30 @@ class _Pipeline:
                 self.records[-1].detail["trades"] = len(self.results[pred.name].trades)
                 bar.update(1)
 
-    def _locate(self, exc: ConfigError) -> ConfigError:
+    def record_trials(self) -> None:
+        """Log every traded predictor's backtest as a trial of the run (`mlstrat.trials`)."""
+        from mlstrat.trials import append_trials, backtest_trial
+
+        trials = [backtest_trial(self.bt_keys[n], "run", n, r) for n, r in self.results.items()]
+        append_trials(self.run, trials)
+
+    def statistics_options(self) -> Any:
+        """How the report pages compute PSR, DSR and PBO: over the run directory's trial log,
+        with the report section's confidence, resamples and blocks and the run's seed."""
+        from mlstrat.report.stats import StatisticsOptions
+        from mlstrat.trials import load_trials
+
+        rep = self.config.report
+        if self.trials is None:
+            self.trials = load_trials(self.out)
+        return StatisticsOptions(
+            self.trials, rep.confidence, rep.bootstrap_resamples, self.config.seed, rep.pbo_blocks
+        )
+
+    def _locate(self, exc: ConfigError, config: RunConfig | None = None) -> ConfigError:
         """A strategy or sizer parameter refused at backtest time, named by its config key
         (``param=``; ``column=`` too, which user strategies written before it carry)."""
-        cfg = self.config
+        cfg = config or self.config
         param = exc.param or exc.column
         if param in cfg.strategy.params:
             path = f"strategy.params.{param}"
@@ -476,8 +504,10 @@ class _Pipeline:
             return exc
         return ConfigError(f"{path}: {exc.problem}", file=cfg.source, fix=exc.fix)
 
-    def bt_key(self, pred: PredictorConfig) -> str:
-        cfg = self.config
+    def bt_key(self, pred: PredictorConfig, config: RunConfig | None = None) -> str:
+        """The backtest stage's key of `pred` under `config` (default the run's: a sweep
+        asks for its combinations' keys over the same features and models)."""
+        cfg = config or self.config
         from mlstrat.data import file_sha256
 
         strategy = dict(cfg.section("strategy"))
@@ -606,6 +636,8 @@ class _Pipeline:
                         "mlstrat": mlstrat.__version__,
                         "backtests": {m: self.bt_keys[m] for m in members},
                         "report": cfg.section("report"),
+                        "trials": trials_digest(self.out),
+                        "seed": cfg.seed,
                         **self._path_key(members),
                     }
                 )
@@ -638,6 +670,7 @@ class _Pipeline:
                 risk_free=rep.risk_free,
                 dpi=rep.dpi,
                 paths={m: self.path_stats[m] for m in members if m in self.path_stats},
+                statistics=self.statistics_options(),
             )
         else:
             label = f"{title}: {page}" if len(self.results) > 1 else title
@@ -649,6 +682,7 @@ class _Pipeline:
                 log_scale=rep.log_scale,
                 dpi=rep.dpi,
                 paths=self.path_stats.get(page),
+                statistics=self.statistics_options(),
             )
 
     def _path_key(self, members: Sequence[str]) -> dict[str, Any]:
@@ -669,6 +703,7 @@ class _Pipeline:
             | {f"paths/{n}/" for n in self.path_keys}
             | {f"{CPCV_DIR}/{p}/{s}/" for p, s in self.cpcv_dirs}
             | {f"report/{n}/" for n in self.reports}
+            | {f"{TRIALS_DIR}/", f"{SWEEP_DIR}/"}  # what was tried stays counted
         )
         self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
 
@@ -860,9 +895,11 @@ def backtest_predictor(
     vol_dirs: Mapping[str, Path] | None,
     *,
     path: int | None = None,
+    with_importance: bool = True,
 ) -> tuple[Any, dict[str, pd.DataFrame]]:
     """Backtest the configured strategy on one predictor's walk-forward predictions, or on
-    CPCV path `path` of each symbol (then without the feature importance of the folds).
+    CPCV path `path` of each symbol (then without the feature importance of the folds, as
+    with `with_importance` False: a sweep's trials skip loading every fold model).
 
     One feed per symbol starts at the symbol's first prediction (the bars before
     the first test period have no out-of-sample prediction). Returns the
@@ -883,7 +920,7 @@ def backtest_predictor(
             feature_paths[symbol], columns=cols, start=_first_timestamp(frame), predictions=frame
         )
         folds += _folds(wf_dirs[symbol], symbol)
-    importance = _feature_importance(pred, wf_dirs) if path is None else None
+    importance = _feature_importance(pred, wf_dirs) if path is None and with_importance else None
     result = configured_backtest(config, pred, feeds, folds=folds, feature_importance=importance)
     return result, frames
 
@@ -982,13 +1019,20 @@ def run_experiment(
     """
     started = time.perf_counter()
     cfg = _as_config(config, overrides)
+    return in_run_dir(cfg, out, lambda run: _run(cfg, run, cache_dir, progress, started))
+
+
+def in_run_dir(cfg: RunConfig, out: str | Path | None, body: Callable[[RunDir], Any]) -> Any:
+    """`body(run)` with the run directory `out` (default reports/<name>) claimed and locked,
+    once every predictor of `cfg` builds and no input file lies inside it. A full disk, a
+    read-only or forbidden directory end in a one-line `StorageError`."""
     _build_predictors(cfg)
     out = _out_dir(cfg, out)
     _refuse_inputs_inside(cfg, out)
     try:
         run = RunDir.claim(out)
         with run.lock():
-            return _run(cfg, run, cache_dir, progress, started)
+            return body(run)
     except OSError as exc:
         error = storage_error(exc)
         if error is None:
@@ -1051,13 +1095,7 @@ def _run(
 ) -> RunResult:
     out = run.root
     tracker = open_tracker(cfg)  # reaches the MLflow store before any work
-    if cache_dir is not None:
-        cache = Path(cache_dir)
-    elif cfg.cache_dir is not None:
-        cache = cfg.cache_dir
-    else:
-        cache = run.path(f"{CACHE_DIR}/x").parent  # refuses a symlinked OUT/cache
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = stage_cache(cfg, run, cache_dir)
     _set_seeds(cfg.seed)
     previous: dict[str, Any] = {}
     if run.owns(RUN_FILE) and not run.verify([RUN_FILE]):
@@ -1084,6 +1122,7 @@ def _run(
         pipe.walkforward()
         pipe.record_search_trials()
         pipe.backtest()
+        pipe.record_trials()
         pipe.paths()
         pipe.report(previous)
         pipe.prune()
@@ -1110,6 +1149,18 @@ def _run(
         tracked = track_run(cfg.tracking, cfg, out, tracker)
         run.write_json(RUN_FILE, {**run_info, "tracking": {"mlflow_run": tracked}})
     return RunResult(out, cfg, pipe.records, pipe.results, pipe.reports, seconds)
+
+
+def stage_cache(cfg: RunConfig, run: RunDir, cache_dir: str | Path | None) -> Path:
+    """The stage cache a run uses (created): `cache_dir`, the config's, or ``OUT/cache``."""
+    if cache_dir is not None:
+        cache = Path(cache_dir)
+    elif cfg.cache_dir is not None:
+        cache = cfg.cache_dir
+    else:
+        cache = run.path(f"{CACHE_DIR}/x").parent  # refuses a symlinked OUT/cache
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 def _relative_to(path: Path, root: Path) -> str:

@@ -41,10 +41,13 @@ from mlstrat.report.metrics import Metrics, compute_metrics
 from mlstrat.report.paths import PathDistribution, paths_block, paths_section
 from mlstrat.report.plots import Chart, make_charts, make_comparison_charts, save_charts
 from mlstrat.report.result import RESULT_FILE, BacktestResult, to_jsonable
+from mlstrat.report.stats import StatisticsOptions
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
 MAX_TRADE_ROWS = 2000  # beyond this the page lists the latest trades; trades.csv has all
+#: Statistics of a report built without a trial log: this backtest is the only trial known.
+_STATISTICS = StatisticsOptions()
 
 # key -> (label, kind); kind picks the formatting: pct, ratio, int, money, days, hours, num
 METRIC_FORMATS: dict[str, tuple[str, str]] = {
@@ -586,6 +589,163 @@ def _cell(v: Any) -> Any:
     return v
 
 
+# --------------------------------------------------------------------------- statistics
+
+
+def _prob(value: Any) -> str:
+    """A probability as the page shows it (one decimal percent), n/a when undefined."""
+    return "n/a" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def _sr(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):,.3f}"
+
+
+def _trl(bars: Any, years: Any) -> str:
+    """A minimum track record: bars and years, or 'never' when no length suffices."""
+    if bars is None:
+        return "never (Sharpe not above the benchmark)"
+    text = f"{math.ceil(float(bars)):,} bars"
+    return text + (f" ({float(years):,.2f} years)" if years is not None else "")
+
+
+def statistics_rows(s: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(data-stat key, label, shown text) of a report's ``statistics`` block, in page order."""
+    boot = s["bootstrap"]
+    level = f"{boot['level'] * 100:g}%"
+    rows = [
+        ("sharpe_annual", "Sharpe ratio (annualised)", _sr(s["sharpe_annual"])),
+        ("sharpe", "Sharpe ratio per bar", f"{s['sharpe']:.5f}"),
+        (
+            "bootstrap",
+            f"{level} interval of the Sharpe ratio (annualised)",
+            f"{_sr(boot['low_annual'])} to {_sr(boot['high_annual'])}",
+        ),
+        ("psr.zero", "PSR: P(true Sharpe > 0)", _prob(s["psr"]["zero"])),
+    ]
+    if "buy_and_hold" in s["psr"]:
+        bh = s["benchmarks"]["buy_and_hold"] * math.sqrt(s["periods_per_year"])
+        rows.append(
+            (
+                "psr.buy_and_hold",
+                f"PSR: P(true Sharpe > buy-and-hold's {bh:.3f})",
+                _prob(s["psr"]["buy_and_hold"]),
+            )
+        )
+    rows += [
+        ("dsr", f"DSR: PSR against the best of {s['n_trials']:,} trial(s)", _prob(s["dsr"])),
+        ("n_trials", "Trials behind it", f"{s['n_trials']:,} ({s['trials']})"),
+        (
+            "expected_max_sharpe_annual",
+            "Best Sharpe expected from the trials by luck (annualised)",
+            _sr(s["expected_max_sharpe_annual"]),
+        ),
+    ]
+    for mark, what in (("zero", "0"), ("buy_and_hold", "buy-and-hold")):
+        if mark in s["min_trl"]:
+            years = (s.get("min_trl_years") or {}).get(mark)
+            rows.append(
+                (
+                    f"min_trl.{mark}",
+                    f"Minimum track record for {level} confidence of beating {what}",
+                    _trl(s["min_trl"][mark], years),
+                )
+            )
+    rows += [
+        ("n", "Bars (per-bar returns)", f"{s['n']:,}"),
+        ("skew", "Skewness of per-bar returns", f"{s['skew']:.3f}"),
+        ("kurtosis", "Kurtosis of per-bar returns (non-excess)", f"{s['kurtosis']:.3f}"),
+    ]
+    return rows
+
+
+def _statistics_section(
+    s: Mapping[str, Any], heading: str = "<h2 id='statistics'>Is the edge real?</h2>"
+) -> str:
+    """Is the edge real? PSR, DSR, MinTRL and the bootstrap interval of one backtest."""
+    if not s:
+        return ""
+    parts = [heading]
+    if "undefined" in s:
+        parts.append(
+            f"<p class='note' id='statistics-note'>Not computed: {_e(s['undefined'])}.</p>"
+        )
+        return "".join(parts)
+    body = "".join(
+        f'<tr><th scope="row" class="text">{_e(label)}</th><td data-stat="{_e(key)}">{_e(text)}</td></tr>'
+        for key, label, text in statistics_rows(s)
+    )
+    parts.append(
+        f'<div class="scroll"><table id="statistics-table"><tbody>{body}</tbody></table></div>'
+    )
+    boot = s["bootstrap"]
+    parts.append(
+        "<p class='note' id='statistics-note'>"
+        + _e(
+            f"From the {s['returns']}; {s['annualisation']}. PSR is the probability that the "
+            "true Sharpe ratio beats the benchmark given the track record's length, skewness "
+            "and kurtosis (Bailey & López de Prado 2012); DSR is the PSR against the best "
+            "Sharpe ratio the trials would show by luck, from their number and the variance "
+            f"of their Sharpe ratios (2014); the interval comes from {boot['n_resamples']:,} "
+            f"stationary-bootstrap resamples (mean block {boot['block_length']:g} bars, "
+            f"seed {boot['seed']})."
+        )
+        + "</p>"
+    )
+    return "".join(parts)
+
+
+def _pbo_section(pbo: Mapping[str, Any], chart: Chart | None, out_dir: Path) -> str:
+    """The probability of backtest overfitting of a set of variants, with its logit chart."""
+    parts = ["<h3 id='pbo'>Probability of backtest overfitting</h3>"]
+    if "undefined" in pbo:
+        parts.append(f"<p class='note' id='pbo-note'>Not computed: {_e(pbo['undefined'])}.</p>")
+        return "".join(parts)
+    parts.append(
+        f"<p id='pbo-value' data-pbo=\"{pbo['pbo']!r}\">"
+        + _e(
+            f"PBO {pbo['pbo'] * 100:.1f}% over {pbo['n_variants']} variants "
+            f"({pbo['source']}): in {pbo['n_splits']:,} combinatorially symmetric splits of "
+            f"{pbo['n_bars']:,} bars into {pbo['n_blocks']} blocks, the variant best in "
+            "sample ranked at or below the median out of sample this often "
+            "(Bailey, Borwein, López de Prado & Zhu 2017). Its out-of-sample Sharpe was "
+            f"negative in {pbo['prob_oos_loss'] * 100:.1f}% of the splits."
+        )
+        + "</p>"
+    )
+    if chart is not None:
+        parts.append(_chart_html(chart, out_dir))
+    return "".join(parts)
+
+
+def pbo_block(
+    variants: Mapping[str, pd.Series],
+    index: pd.DatetimeIndex,
+    n_blocks: int,
+    source: str,
+) -> tuple[dict[str, Any], Any]:
+    """(metrics.json ``pbo`` block, the PBOResult or None) of the variants on `index`'s bars."""
+    from mlstrat.report.stats import aligned_returns, variants_pbo
+
+    matrix = aligned_returns(variants, index)
+    found, why = variants_pbo(matrix, n_blocks)
+    if found is None:
+        return {"undefined": why, "source": source, "variants": list(matrix.columns)}, None
+    return {**found.to_dict(), "source": source, "variants": list(matrix.columns)}, found
+
+
+def _pbo_chart(found: Any) -> Chart:
+    """The logit chart of a PBOResult as a report Chart (section 'statistics')."""
+    from mlstrat.report.stats_plots import plot_pbo_logits
+
+    return Chart(
+        "pbo_logits",
+        "Probability of backtest overfitting: logits of the selected variant's rank",
+        "statistics",
+        figure=plot_pbo_logits(found),
+    )
+
+
 def render_report_html(
     result: BacktestResult,
     metrics: Metrics,
@@ -612,6 +772,7 @@ def render_report_html(
             f"<div><h3>Buy-and-hold of the same data</h3>{_kv_table(list(data['benchmark'].items()))}</div>"
         )
     parts.append("</div>")
+    parts.append(_statistics_section(data.get("statistics") or {}))
     parts.append("<h2 id='symbols'>Symbols</h2>")
     if data.get("per_symbol"):
         keys = [
@@ -714,17 +875,22 @@ def build_report(
     risk_free: float = 0.0,
     log_scale: bool | str = "auto",
     dpi: int = 100,
+    statistics: StatisticsOptions | None = _STATISTICS,
     paths: PathDistribution | None = None,
 ) -> Path:
     """Write the report directory for one run (see module docstring); return report.html's path.
 
     `log_scale` ("auto", True or False) picks the equity chart's y scale;
-    "auto" uses a log scale once values span more than ten times. `paths`: the CPCV
-    paths' Sharpe and drawdown distribution (`report.paths`), shown in its own section
-    and kept in metrics.json as ``cpcv_paths``.
+    "auto" uses a log scale once values span more than ten times. `statistics` says how
+    the "Is the edge real?" section is computed (the trials behind the backtest, the
+    bootstrap's seed); None leaves it out. `paths`: the CPCV paths' Sharpe and drawdown
+    distribution (`report.paths`), shown in its own section and kept in metrics.json as
+    ``cpcv_paths``.
     """
     out = Path(out_dir)
-    metrics = compute_metrics(result, periods_per_year=periods_per_year, risk_free=risk_free)
+    metrics = compute_metrics(
+        result, periods_per_year=periods_per_year, risk_free=risk_free, statistics=statistics
+    )
     title = title or str(
         result.config.get("name") or f"Backtest report: {', '.join(result.symbols) or out.name}"
     )
@@ -762,6 +928,7 @@ def _runs(
     names: Sequence[str] | None,
     periods_per_year: float | None,
     risk_free: float,
+    statistics: StatisticsOptions | None = None,
 ) -> list[_Run]:
     if isinstance(results, Mapping):
         items = [(str(k), v) for k, v in results.items()]
@@ -786,7 +953,12 @@ def _runs(
             _Run(
                 label,
                 res,
-                compute_metrics(res, periods_per_year=periods_per_year, risk_free=risk_free),
+                compute_metrics(
+                    res,
+                    periods_per_year=periods_per_year,
+                    risk_free=risk_free,
+                    statistics=statistics,
+                ),
             )
         )
     return runs
@@ -813,16 +985,19 @@ def build_comparison(
     periods_per_year: float | None = None,
     risk_free: float = 0.0,
     dpi: int = 100,
+    statistics: StatisticsOptions | None = _STATISTICS,
     paths: Mapping[str, PathDistribution] | None = None,
 ) -> Path:
     """Write a page putting two or more runs side by side; return report.html's path.
 
     Runs are named by the mapping keys, `names`, their config's "name", or
-    "run N". metrics.json holds every run's full metrics under its name.
-    `paths`: run name → its CPCV path distribution; the first run that has one gets a
-    section (metrics.json: ``cpcv_paths`` with ``model``).
+    "run N". metrics.json holds every run's full metrics under its name, and the
+    probability of backtest overfitting (``pbo``) over the trials `statistics` holds
+    (or, without recorded trial returns, over the runs compared). `paths`: run name →
+    its CPCV path distribution; the first run that has one gets a section (metrics.json:
+    ``cpcv_paths`` with ``model``).
     """
-    runs = _runs(results, names, periods_per_year, risk_free)
+    runs = _runs(results, names, periods_per_year, risk_free, statistics)
     out = Path(out_dir)
     tmp = _prepare_dir(out)
     try:
@@ -830,9 +1005,16 @@ def build_comparison(
         shown = next((r.name for r in runs if r.name in (paths or {})), None)
         if shown is not None:
             data["cpcv_paths"] = to_jsonable({"model": shown, **paths_block(paths[shown])})
+        extra = []
+        if statistics is not None:
+            block, found = _comparison_pbo(runs, statistics)
+            data["pbo"] = to_jsonable(block)
+            extra = [] if found is None else [_pbo_chart(found)]
         _write_json(tmp / METRICS_FILE, data)
         charts = save_charts(
-            make_comparison_charts([(r.name, r.result, r.metrics) for r in runs]), tmp, dpi=dpi
+            make_comparison_charts([(r.name, r.result, r.metrics) for r in runs]) + extra,
+            tmp,
+            dpi=dpi,
         )
         rows = []
         for section, key in _COMPARE_KEYS:
@@ -868,6 +1050,9 @@ def build_comparison(
             "<h2 id='performance'>Performance</h2>",
         ]
         parts += [_chart_html(by["compare_equity"], tmp), _chart_html(by["compare_drawdown"], tmp)]
+        if statistics is not None:
+            parts.append(_compare_statistics(runs, data))
+            parts.append(_pbo_section(data["pbo"], by.get("pbo_logits"), tmp))
         parts += ["<h2 id='model'>Model</h2>", _chart_html(by["compare_folds"], tmp)]
         for r in runs:
             if r.metrics.tiers:
@@ -885,6 +1070,116 @@ def build_comparison(
                 f"<pre>{_e(json.dumps(to_jsonable(r.result.config), indent=2, sort_keys=True))}</pre>"
             )
         subtitle = [f"{len(runs)} runs: " + ", ".join(r.name for r in runs)]
+        (tmp / REPORT_FILE).write_text(_page(title, subtitle, "".join(parts)), encoding="utf-8")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / REPORT_FILE
+
+
+#: Rows of the comparison page's statistics table: (data-stat key, label).
+_COMPARE_STATS: tuple[tuple[str, str], ...] = (
+    ("sharpe_annual", "Sharpe ratio (annualised)"),
+    ("bootstrap", "Bootstrap interval of the Sharpe ratio (annualised)"),
+    ("psr.zero", "PSR: P(true Sharpe > 0)"),
+    ("psr.buy_and_hold", "PSR: P(true Sharpe > buy-and-hold's)"),
+    ("dsr", "DSR: PSR against the best of the trials by luck"),
+    ("n_trials", "Trials behind the DSR"),
+    ("min_trl.zero", "Minimum track record to beat 0"),
+)
+
+
+def _compare_statistics(runs: list[_Run], data: Mapping[str, Any]) -> str:
+    """PSR, DSR (with its trial count) and the bootstrap interval of every run side by side."""
+    shown = {}
+    for r in runs:
+        block = data["runs"][r.name].get("statistics") or {}
+        texts = {} if "undefined" in block else {k: t for k, _, t in statistics_rows(block)}
+        if "n_trials" in block:
+            texts["n_trials"] = f"{block['n_trials']:,}"
+        shown[r.name] = texts
+    head = "".join(f'<th scope="col">{_e(r.name)}</th>' for r in runs)
+    body = []
+    for key, label in _COMPARE_STATS:
+        cells = "".join(
+            f'<td data-run="{_e(r.name)}" data-stat="{_e(key)}">'
+            f"{_e(shown[r.name].get(key, 'n/a'))}</td>"
+            for r in runs
+        )
+        body.append(f'<tr><th scope="row" class="text">{_e(label)}</th>{cells}</tr>')
+    sources = {(data["runs"][r.name].get("statistics") or {}).get("trials") for r in runs} - {None}
+    note = "Trials: " + "; ".join(sorted(sources)) + "." if sources else ""
+    return (
+        "<h2 id='statistics'>Is the edge real?</h2>"
+        f'<div class="scroll"><table id="statistics-compare"><thead><tr><th class="text">'
+        f"Statistic</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        + (f"<p class='note'>{_e(note)}</p>" if note else "")
+    )
+
+
+def _comparison_pbo(runs: list[_Run], options: StatisticsOptions) -> tuple[dict[str, Any], Any]:
+    """PBO over the recorded trials' returns on the compared bars, or over the runs' own."""
+    from mlstrat.report.metrics import bar_returns
+
+    own = {r.name: bar_returns(r.result.equity) for r in runs}
+    index = pd.DatetimeIndex(sorted(set().union(*(v.index for v in own.values()))))
+    trials = options.trials
+    if trials is not None and len(trials.returns) >= 2:
+        names = [trials.labels.get(k, k) for k in trials.returns]
+        if len(set(names)) < len(names):
+            names = list(trials.returns)
+        variants = dict(zip(names, trials.returns.values(), strict=True))
+        return pbo_block(variants, index, options.pbo_blocks, trials.source)
+    return pbo_block(own, index, options.pbo_blocks, "the runs compared here")
+
+
+# --------------------------------------------------------------------------- sweep
+
+METRIC_FORMATS.setdefault("rank", ("Rank", "int"))
+METRIC_FORMATS.setdefault("psr", ("PSR: P(Sharpe > 0)", "pct"))
+
+
+def build_sweep_report(
+    ranking: pd.DataFrame,
+    best: Mapping[str, Any],
+    pbo: Mapping[str, Any],
+    found: Any,
+    out_dir: str | os.PathLike,
+    *,
+    title: str = "Sweep",
+    dpi: int = 100,
+) -> Path:
+    """Write the page of a parameter sweep (`mlstrat.sweep`): the best trial's statistics over
+    every trial logged, the PBO of the selection with its logit chart, and the ranking.
+
+    ranking: one row per trial, best first (rank, trial, label, predictor, one column per
+    swept key, sharpe annualised, psr, total_return, max_drawdown, n_trades); best:
+    ``{"trial", "label", "statistics"}``; pbo / found: `pbo_block`'s output.
+    """
+    out = Path(out_dir)
+    tmp = _prepare_dir(out)
+    try:
+        charts = save_charts([] if found is None else [_pbo_chart(found)], tmp, dpi=dpi)
+        _write_json(
+            tmp / METRICS_FILE,
+            to_jsonable({"title": title, "best": best, "pbo": pbo}),
+        )
+        keys = [c for c in ranking.columns if "." in c]
+        cols = ["rank", "label", *keys, "sharpe", "psr", "total_return", "max_drawdown", "n_trades"]
+        rows = [{c: _cell(r[c]) for c in cols} for r in ranking.to_dict(orient="records")]
+        labels = {"label": "Trial", **{k: k.rsplit(".", 1)[-1] for k in keys}}
+        labels["sharpe"] = "Sharpe (annualised)"
+        parts = [
+            "<h2 id='selection'>The best trial</h2>",
+            f"<p id='best-trial'>{_e(best['label'])} (trial {_e(best['trial'])})</p>",
+            _statistics_section(best.get("statistics") or {}, heading=""),
+            "<h2 id='overfitting'>Is the selection real?</h2>",
+            _pbo_section(pbo, charts[0] if charts else None, tmp),
+            "<h2 id='ranking'>Ranking</h2><p>Click a column heading to sort.</p>",
+            _table(cols, rows, labels=labels, sortable=True, table_id="ranking-table", tall=True),
+        ]
+        subtitle = [f"{len(ranking)} trials of {', '.join(dict.fromkeys(ranking['predictor']))}"]
         (tmp / REPORT_FILE).write_text(_page(title, subtitle, "".join(parts)), encoding="utf-8")
         replace_dir(tmp, out)
     except BaseException:
