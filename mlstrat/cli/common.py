@@ -41,6 +41,12 @@ def add_data_source(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
     add_data_arguments(parser, exclude=("symbol",) if repeat else ())
 
 
+def add_run_dir(parser: argparse.ArgumentParser) -> None:
+    """`--out` (the run directory) and `--cache-dir` (the stage cache) of `run` and `sweep`."""
+    parser.add_argument("--out", type=Path, help="run directory (default reports/<config name>)")
+    parser.add_argument("--cache-dir", type=Path, help="shared stage cache (default OUT/cache)")
+
+
 def one_source(args: argparse.Namespace) -> None:
     """Exactly one of --feed and --data, or a ConfigError saying so."""
     if bool(args.feed) == bool(args.data):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlstrat.cli.common import add_run_dir
 from mlstrat.errors import ConfigError
 
 HEADLINES = (
@@ -68,8 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("config", nargs="?", type=Path, help="YAML run configuration")
-    p.add_argument("--out", type=Path, help="run directory (default reports/<config name>)")
-    p.add_argument("--cache-dir", type=Path, help="shared stage cache (default OUT/cache)")
+    add_run_dir(p)
     p.add_argument(
         "--set",
         action="append",

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mlstrat.cli.common import add_run_dir
 from mlstrat.errors import ConfigError
 
 #: Ranking rows printed (sweep/ranking.csv and the page have all of them).
@@ -32,8 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("config", type=Path, help="YAML run configuration")
-    p.add_argument("--out", type=Path, help="run directory (default reports/<config name>)")
-    p.add_argument("--cache-dir", type=Path, help="shared stage cache (default OUT/cache)")
+    add_run_dir(p)
     p.add_argument(
         "--set",
         action="append",

@@ -21,12 +21,13 @@ place, so readers never see half a report.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1140,6 +1141,19 @@ METRIC_FORMATS.setdefault("rank", ("Rank", "int"))
 METRIC_FORMATS.setdefault("psr", ("PSR: P(Sharpe > 0)", "pct"))
 
 
+@contextlib.contextmanager
+def _assembled(out: Path) -> Iterator[Path]:
+    """A fresh temporary sibling of report directory `out` to fill: renamed into place when
+    the block succeeds, removed when it fails (readers never see half a report)."""
+    tmp = _prepare_dir(out)
+    try:
+        yield tmp
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def build_sweep_report(
     ranking: pd.DataFrame,
     best: Mapping[str, Any],
@@ -1158,8 +1172,7 @@ def build_sweep_report(
     ``{"trial", "label", "statistics"}``; pbo / found: `pbo_block`'s output.
     """
     out = Path(out_dir)
-    tmp = _prepare_dir(out)
-    try:
+    with _assembled(out) as tmp:
         charts = save_charts([] if found is None else [_pbo_chart(found)], tmp, dpi=dpi)
         _write_json(
             tmp / METRICS_FILE,
@@ -1181,8 +1194,4 @@ def build_sweep_report(
         ]
         subtitle = [f"{len(ranking)} trials of {', '.join(dict.fromkeys(ranking['predictor']))}"]
         (tmp / REPORT_FILE).write_text(_page(title, subtitle, "".join(parts)), encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / REPORT_FILE
