@@ -176,6 +176,28 @@ class HybridPredictor(Predictor):
         self.fit_info_ = training_data_info(X, target)
         return self
 
+    @property
+    def can_warm_start(self) -> bool:
+        """True when at least one member can start from an earlier fold's weights."""
+        return any(getattr(m, "can_warm_start", False) for m in self.predictors_)
+
+    def warm_start_from(self, previous: Predictor) -> None:
+        """Start each member that can (`can_warm_start`) from the same member of `previous`, an
+        earlier fold's hybrid of the same members, on its next fit; the others train cold."""
+        names = [m.name for m in self.predictors_]
+        if (
+            not isinstance(previous, HybridPredictor)
+            or [m.name for m in previous.predictors_] != names
+        ):
+            raise ConfigError(
+                f"cannot warm-start a hybrid of {names} from {type(previous).__name__}",
+                param="warm_start",
+                fix="warm-start from an earlier fold of the same hybrid, or set warm_start: false",
+            )
+        for member, before in zip(self.predictors_, previous.predictors_, strict=True):
+            if getattr(member, "can_warm_start", False):
+                member.warm_start_from(before)
+
     def _combine(self, preds: list[Prediction]) -> Prediction:
         ups = [member_proba_up(p) for p in preds]
         p_up = combine_proba_up(ups, self.normalized_weights)

@@ -4,14 +4,19 @@ An adapter supplies its network builder and the mapping from targets to
 model outputs and from outputs to a Prediction; this class does the rest the
 same way for all of them:
 
-* windows are cut from the 2-D feature frame with numpy (no loop over rows);
-  the sample for row t is the `window` rows ending at t and the target at t;
-  rows before the first full window, or whose window holds a NaN/inf, get NaN;
+* windows are read from the 2-D feature frame, never copied out as an
+  N x window x features array: training gathers each batch's windows inside a
+  `tf.data` pipeline (`keras_utils.window_dataset`, reshuffled every epoch from
+  `seed`), prediction chunk by chunk; the sample for row t is the `window` rows
+  ending at t and the target at t; rows before the first full window, or whose
+  window holds a NaN/inf, get NaN;
 * the validation set is `validation` when given, else the time-ordered tail
   (`validation_fraction` of the samples) after a `validation_gap` so labels
   that look ahead do not overlap it; scalers see the fitted rows only;
 * training is seeded (`seed`, op determinism) with EarlyStopping (best
   weights restored) and a best-weights checkpoint in a temporary directory;
+  `warm_start_from(previous)` starts the next fit from an earlier fold's
+  weights with the smaller `warm_epochs` / `warm_patience` budget;
 * `predict` runs the compiled batched function, `predict_one` the fixed-shape
   (XLA) one, never `model.predict`;
 * `save` writes model.keras + scalers.json + metadata.json + manifest.json
@@ -41,7 +46,8 @@ from mlstrat.predictors.compat import (
 )
 from mlstrat.predictors.keras_utils import (
     CompiledInference,
-    gather_windows,
+    WindowSet,
+    epoch_timer,
     import_keras,
     import_tf,
     set_seed,
@@ -65,6 +71,8 @@ from mlstrat.predictors.scaling import (
 from mlstrat.predictors.scoring import binary_log_loss, categorical_log_loss, roc_auc
 
 MODEL_FILE = "model.keras"
+#: Batch size of the validation pass (forward only, so larger batches only save time).
+VALIDATION_BATCH = 1024
 _RESTORE_FIX = "retrain the model or restore the directory from a backup"
 #: Constructor parameters every adapter takes and `_init_common` stores unchanged.
 TRAINING_PARAMS: tuple[str, ...] = (
@@ -73,6 +81,8 @@ TRAINING_PARAMS: tuple[str, ...] = (
     "patience",
     "validation_fraction",
     "validation_gap",
+    "warm_epochs",
+    "warm_patience",
     "seed",
     "n_threads",
     "jit_compile",
@@ -101,9 +111,12 @@ class KerasSequencePredictor(Predictor):
     Constructor parameters shared by every subclass (stored under these names):
     window, epochs, batch_size, learning_rate, patience, validation_fraction,
     validation_gap ("auto" = horizon read from the target name, e.g.
-    direction_24 -> 24), seed, n_threads (TensorFlow threads; None = env
-    MLSTRAT_TF_THREADS or all cores), jit_compile (XLA for predict and predict_one),
-    on_missing (feature alignment policy), verbose.
+    direction_24 -> 24), warm_epochs / warm_patience (the budget of a fit
+    started by `warm_start_from`; None = a fifth of epochs, a third of
+    patience), seed, n_threads (TensorFlow threads; None = env
+    MLSTRAT_TF_THREADS or all cores), jit_compile (XLA for predict and
+    predict_one; training runs without XLA, which measured 2-3x slower for
+    these recurrent models on CPU), on_missing (feature alignment policy), verbose.
     """
 
     name: ClassVar[str] = "keras_sequence"
@@ -146,9 +159,10 @@ class KerasSequencePredictor(Predictor):
                 fix="e.g. validation_fraction=0.2 (the last 20% of the training samples)",
             )
         check_gap_and_on_missing(self.validation_gap, self.on_missing)
-        for key in ("epochs", "batch_size"):
-            if int(getattr(self, key)) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("epochs", "batch_size", "warm_epochs", "warm_patience"):
+            value = getattr(self, key)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}", param=key)
         self.window = int(self.window)
         self.feature_names: list[str] = []
         self.model_: Any = None
@@ -157,6 +171,8 @@ class KerasSequencePredictor(Predictor):
         self.history_: dict[str, list[float]] = {}
         self.validation_metrics_: dict[str, Any] = {}
         self.fit_info_: dict[str, Any] = {}
+        self.epoch_seconds_: list[float] = []
+        self._warm_weights: list[np.ndarray] | None = None
         self._inference: CompiledInference | None = None
 
     # ------------------------------------------------------------------ subclass hooks
@@ -351,23 +367,36 @@ class KerasSequencePredictor(Predictor):
         self.x_scaler_ = self.x_scaler_cls().fit(fitted_part)
         self.feature_means_ = training_means(self.feature_names, fitted_part)
         self._fit_target_scaler(y_enc[fit_rows])
-        scaled = self.x_scaler_.transform(values)
-        X_fit = gather_windows(scaled, self.steps, fit_rows)
-        y_fit = self._keras_targets(self._scale_targets(y_enc[fit_rows]))
-        val_data = None
+        scaled = self.x_scaler_.transform(values).astype(np.float32)
+        train = WindowSet(
+            scaled,
+            fit_rows,
+            self._keras_targets(self._scale_targets(y_enc[fit_rows])),
+            None if weights is None else weights[fit_rows].astype(np.float32),
+        )
+        val_set = None
         if val_rows is not None and len(val_rows):
-            val_scaled = scaled if val_values is values else self.x_scaler_.transform(val_values)
-            X_val = gather_windows(val_scaled, self.steps, val_rows)
-            y_val = self._keras_targets(self._scale_targets(yv_enc[val_rows]))
-            val_data = (X_val, y_val)
+            val_scaled = (
+                scaled
+                if val_values is values
+                else self.x_scaler_.transform(val_values).astype(np.float32)
+            )
+            val_set = WindowSet(
+                val_scaled, val_rows, self._keras_targets(self._scale_targets(yv_enc[val_rows]))
+            )
 
-        fit_weights = None if weights is None else weights[fit_rows].astype(np.float32)
-        self.model_ = self._train(X_fit, y_fit, val_data, fit_weights)
+        warm = self._warm_weights is not None
+        try:
+            self.model_ = self._train(train, val_set)
+        finally:
+            self._warm_weights = None
         self._inference = None
-        out_fit = self._compiled()(X_fit) if self.needs_fit_outputs else None
+        out_fit = (
+            self._compiled().predict_rows(scaled, fit_rows) if self.needs_fit_outputs else None
+        )
         val = None
-        if val_data is not None:
-            val = (yv_enc[val_rows], self._compiled()(val_data[0]))
+        if val_set is not None:
+            val = (yv_enc[val_rows], self._compiled().predict_rows(val_set.values, val_rows))
         self._after_fit(fit_rows, y_enc[fit_rows], out_fit, val)
         self.validation_metrics_ = {}
         if val is not None:
@@ -378,43 +407,86 @@ class KerasSequencePredictor(Predictor):
             "n_validation_samples": 0 if val_rows is None else len(val_rows),
             "validation_source": "given" if validation is not None else "training tail",
             "epochs_trained": len(self.history_.get("loss", [])),
+            "warm_started": warm,
         }
         return self
 
     def _check_labels(self, y_fit: np.ndarray, column: Any) -> None:
         """Subclass hook: reject labels outside the task's classes."""
 
-    def _train(
-        self,
-        X_fit: np.ndarray,
-        y_fit: np.ndarray,
-        val_data: Any,
-        sample_weight: np.ndarray | None = None,
-    ) -> Any:
+    @property
+    def fit_budget(self) -> tuple[int, int]:
+        """(epochs, patience) of the next fit: `warm_epochs`/`warm_patience` when warm-started
+        (None: a fifth of `epochs`, a third of `patience`, at least 1), else `epochs`/`patience`."""
+        if self._warm_weights is None:
+            return int(self.epochs), int(self.patience)
+        epochs = self.warm_epochs if self.warm_epochs is not None else int(self.epochs) // 5
+        patience = self.warm_patience if self.warm_patience is not None else self.patience // 3
+        return max(1, int(epochs)), max(1, int(patience))
+
+    #: `warm_start_from` is supported (walk-forward's `warm_start` checks this).
+    can_warm_start: ClassVar[bool] = True
+
+    def warm_start_from(self, previous: Predictor) -> None:
+        """Start the next `fit` from `previous`'s fitted weights with the warm epoch budget.
+
+        Continual learning across walk-forward folds: `previous` is the model of an
+        earlier fold (same class, features and layer sizes); scalers are still
+        refitted on the new fold's rows and the optimizer starts fresh. One-shot:
+        the fit after that one starts cold again unless this is called again.
+        """
+        if type(previous) is not type(self) or getattr(previous, "model_", None) is None:
+            raise ConfigError(
+                f"cannot warm-start {self.name} from {type(previous).__name__} "
+                f"({'unfitted' if getattr(previous, 'model_', None) is None else 'another class'})",
+                param="warm_start",
+                fix="warm-start from a fitted model of the same predictor, or set warm_start: false",
+            )
+        self._warm_weights = [np.array(w) for w in previous.model_.get_weights()]
+
+    def _set_warm_weights(self, model: Any) -> None:
+        """Copy the warm-start weights into the freshly built `model` (shapes must match)."""
+        shapes = [tuple(w.shape) for w in model.get_weights()]
+        given = [tuple(w.shape) for w in self._warm_weights]
+        if shapes != given:
+            raise ConfigError(
+                f"the previous fold's {self.name} has weights of other shapes than this one "
+                "(different features or layer sizes)",
+                param="warm_start",
+                fix="keep the features and layer sizes fixed across folds, or set warm_start: false",
+            )
+        model.set_weights(self._warm_weights)
+
+    def _train(self, train: WindowSet, val: WindowSet | None) -> Any:
+        """Build (or warm-start) and fit the network on lazily gathered windows; best weights kept."""
         keras = import_keras(self.n_threads)
         set_seed(self.seed)
-        steps = int(np.ceil(len(X_fit) / int(self.batch_size)))
-        model = self._build_model(X_fit.shape[2], steps)
-        monitor = "val_loss" if val_data is not None else "loss"
+        epochs, patience = self.fit_budget
+        steps = int(np.ceil(len(train) / int(self.batch_size)))
+        model = self._build_model(train.n_features, steps)
+        if self._warm_weights is not None:
+            self._set_warm_weights(model)
+        monitor = "val_loss" if val is not None else "loss"
+        timer = epoch_timer(keras)
         with tempfile.TemporaryDirectory(prefix="mlstrat-ckpt-") as tmp:
             ckpt = Path(tmp) / "best.weights.h5"
             callbacks = [
                 keras.callbacks.EarlyStopping(
-                    monitor=monitor, patience=int(self.patience), restore_best_weights=True
+                    monitor=monitor, patience=patience, restore_best_weights=True
                 ),
                 keras.callbacks.ModelCheckpoint(
                     str(ckpt), monitor=monitor, save_best_only=True, save_weights_only=True
                 ),
                 *self._extra_callbacks(keras, monitor),
+                timer,
             ]
             history = model.fit(
-                X_fit,
-                y_fit,
-                sample_weight=sample_weight,
-                validation_data=val_data,
-                epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
-                shuffle=True,
+                train.dataset(self.steps, int(self.batch_size), seed=int(self.seed)),
+                validation_data=None
+                if val is None
+                else val.dataset(self.steps, max(int(self.batch_size), VALIDATION_BATCH)),
+                epochs=epochs,
+                shuffle=False,  # the dataset reshuffles itself, from the seed
                 callbacks=callbacks,
                 verbose=self.verbose,
             )
@@ -424,6 +496,7 @@ class KerasSequencePredictor(Predictor):
             k: [float(v) for v in np.asarray(vals, dtype=np.float64).ravel()]
             for k, vals in history.history.items()
         }
+        self.epoch_seconds_ = [round(t, 3) for t in timer.seconds]
         return model
 
     # ------------------------------------------------------------------ predict

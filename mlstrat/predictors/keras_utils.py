@@ -157,6 +157,89 @@ def make_samples(values: np.ndarray, targets: np.ndarray, window: int) -> Window
     return WindowedSamples(rows=rows, X=X, y=targets[rows].astype(np.float32))
 
 
+@dataclass(frozen=True)
+class WindowSet:
+    """Samples as window end positions into one 2-D array: no N x window x features copy.
+
+    values: (rows, features) float32 model inputs, already scaled; rows: the
+    position of each sample's last window row; y: model-ready targets, (n,) or
+    (n, k); weights: one sample weight per sample, or None.
+    """
+
+    values: np.ndarray
+    rows: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.values.shape[1])
+
+    def dataset(self, window: int, batch_size: int, seed: int | None = None) -> Any:
+        """`window_dataset` over these samples (shuffled every epoch when `seed` is given)."""
+        return window_dataset(
+            self.values, self.rows, window, self.y, self.weights, batch_size=batch_size, seed=seed
+        )
+
+
+def window_dataset(
+    values: np.ndarray,
+    rows: np.ndarray,
+    window: int,
+    targets: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    batch_size: int,
+    seed: int | None = None,
+) -> Any:
+    """A `tf.data` pipeline of (windows, targets[, weights]) batches gathered from 2-D `values`.
+
+    Only `values` (rows x features) is held in memory; each batch's windows are
+    gathered inside the graph, so training costs no N x window x features copy
+    (1.6 GB for 73,000 windows of 120 x 46). With `seed` the sample order is
+    reshuffled every epoch, the same sequence of orders on every run (a fixed
+    seed and TensorFlow's op determinism); without it batches keep row order.
+    """
+    tf = import_tf()
+    source = tf.constant(np.ascontiguousarray(values, dtype=np.float32))
+    ends = tf.constant(np.asarray(rows, dtype=np.int64))
+    offsets = tf.range(-(int(window) - 1), 1, dtype=tf.int64)
+    parts = [tf.constant(np.asarray(targets, dtype=np.float32))]
+    if weights is not None:
+        parts.append(tf.constant(np.asarray(weights, dtype=np.float32)))
+
+    def gather(pos: Any) -> tuple[Any, ...]:
+        idx = tf.gather(ends, pos)[:, None] + offsets[None, :]
+        return (tf.gather(source, idx), *(tf.gather(p, pos) for p in parts))
+
+    positions = tf.data.Dataset.range(len(rows))
+    if seed is not None:
+        positions = positions.shuffle(len(rows), seed=int(seed), reshuffle_each_iteration=True)
+    return positions.batch(int(batch_size)).map(gather).prefetch(2)
+
+
+def epoch_timer(keras: Any) -> Any:
+    """A Keras callback recording each epoch's wall seconds in its `seconds` list."""
+    import time
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self._start = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
 # --------------------------------------------------------------------------- inference
 
 
@@ -294,12 +377,15 @@ class CompiledInference:
 __all__ = [
     "THREADS_ENV",
     "CompiledInference",
+    "WindowSet",
     "WindowedSamples",
+    "epoch_timer",
     "gather_windows",
     "import_keras",
     "import_tf",
     "make_samples",
     "set_seed",
     "sliding_windows",
+    "window_dataset",
     "window_ready",
 ]

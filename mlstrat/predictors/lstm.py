@@ -255,6 +255,8 @@ class LSTMPredictor(_ReduceLROnPlateau, _BinaryLSTM):
         epochs: int = 50,
         batch_size: int = 32,
         patience: int = 10,
+        warm_epochs: int | None = None,
+        warm_patience: int | None = None,
         lr_patience: int = 5,
         lr_factor: float = 0.5,
         min_lr: float = 1e-7,
@@ -294,7 +296,7 @@ class LSTMAttentionPredictor(_BinaryLSTM):
     focal_alpha="auto" is the share of negative labels in the fitted rows
     (so the rarer class weighs more, 0.5 when balanced); AdamW(weight_decay)
     with CosineDecay from learning_rate to cosine_alpha x learning_rate over
-    all training steps.
+    all training steps of the fit's epoch budget.
     """
 
     name = "lstm_attention"
@@ -317,6 +319,8 @@ class LSTMAttentionPredictor(_BinaryLSTM):
         epochs: int = 50,
         batch_size: int = 32,
         patience: int = 10,
+        warm_epochs: int | None = None,
+        warm_patience: int | None = None,
         validation_fraction: float = 0.2,
         validation_gap: int | str = "auto",
         seed: int = 42,
@@ -354,7 +358,7 @@ class LSTMAttentionPredictor(_BinaryLSTM):
         alpha = 1.0 - self.base_rate_ if self.focal_alpha == "auto" else float(self.focal_alpha)
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=self.learning_rate,
-            decay_steps=max(1, int(self.epochs) * steps_per_epoch),
+            decay_steps=max(1, self.fit_budget[0] * steps_per_epoch),
             alpha=self.cosine_alpha,
         )
         model.compile(
@@ -401,6 +405,8 @@ class LSTMRegressorPredictor(_ReduceLROnPlateau, _LSTMAdapter):
         epochs: int = 50,
         batch_size: int = 32,
         patience: int = 10,
+        warm_epochs: int | None = None,
+        warm_patience: int | None = None,
         lr_patience: int = 5,
         lr_factor: float = 0.5,
         min_lr: float = 1e-7,

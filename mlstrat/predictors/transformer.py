@@ -103,6 +103,8 @@ class TransformerPredictor(KerasSequencePredictor):
         epochs: int = 50,
         batch_size: int = 32,
         patience: int = 10,
+        warm_epochs: int | None = None,
+        warm_patience: int | None = None,
         validation_fraction: float = 0.2,
         validation_gap: int | str = "auto",
         seed: int = 42,

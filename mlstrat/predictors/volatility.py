@@ -44,12 +44,13 @@ from mlstrat.errors import ConfigError, DataError, SchemaError
 from mlstrat.predictors.base import Prediction, Task
 from mlstrat.predictors.compat import check_no_targets
 from mlstrat.predictors.keras_base import (
+    VALIDATION_BATCH,
     KerasSequencePredictor,
     MinMaxScaler,
     scatter_rows,
     validate_dropout,
 )
-from mlstrat.predictors.keras_utils import import_keras, set_seed
+from mlstrat.predictors.keras_utils import WindowSet, import_keras, set_seed
 from mlstrat.predictors.registry import register_predictor
 
 #: The volatility notebook's keras-tuner search space.
@@ -114,6 +115,8 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
         epochs: int = 50,
         batch_size: int = 16,
         patience: int = 10,
+        warm_epochs: int | None = None,
+        warm_patience: int | None = None,
         validation_fraction: float = 0.2,
         validation_gap: int | str = "auto",
         tune: bool = False,
@@ -266,20 +269,25 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
         model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]), loss="mse")
         return model
 
-    def _train(
-        self,
-        X_fit: np.ndarray,
-        y_fit: np.ndarray,
-        val_data: Any,
-        sample_weight: np.ndarray | None = None,
-    ) -> Any:
+    def _train(self, train: WindowSet, val: WindowSet | None) -> Any:
         self.config_ = self._default_config()
         self.tuning_ = None
         if self.tune:
-            self._search(X_fit, y_fit, val_data)
-        return super()._train(X_fit, y_fit, val_data, sample_weight)
+            self._search(train, val)
+        return super()._train(train, val)
 
-    def _search(self, X_fit: np.ndarray, y_fit: np.ndarray, val_data: Any) -> None:
+    def warm_start_from(self, previous: Any) -> None:
+        """As `KerasSequencePredictor.warm_start_from`; not with `tune`, whose search may pick
+        other layer sizes in every fold."""
+        if self.tune:
+            raise ConfigError(
+                "volatility_lstm with tune=True cannot be warm-started",
+                param="warm_start",
+                fix="set warm_start: false, or tune: false",
+            )
+        super().warm_start_from(previous)
+
+    def _search(self, train: WindowSet, val: WindowSet | None) -> None:
         """keras-tuner RandomSearch over TUNE_SPACE; stores the best configuration in config_."""
         try:
             import keras_tuner as kt
@@ -288,7 +296,7 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
                 "tune=True needs keras-tuner, which is not installed",
                 fix="pip install 'mlstrat[tune]' (or keras-tuner), or use tune=False",
             ) from exc
-        if val_data is None:
+        if val is None:
             raise ConfigError(
                 "tuning needs a validation set",
                 fix="set validation_fraction > 0 or pass validation=(X_val, y_val)",
@@ -297,7 +305,7 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
         lo_u, hi_u, step_u = TUNE_SPACE["units"]
         lo_d, hi_d, step_d = TUNE_SPACE["dropout"]
         lo_lr, hi_lr, sampling = TUNE_SPACE["learning_rate"]
-        n_inputs = X_fit.shape[2]
+        n_inputs = train.n_features
 
         def build(hp: Any) -> Any:
             n_layers = hp.Int("n_layers", *TUNE_SPACE["n_layers"])
@@ -322,12 +330,11 @@ class VolatilityLSTMPredictor(KerasSequencePredictor):
                 overwrite=True,
             )
             tuner.search(
-                X_fit,
-                y_fit,
-                validation_data=val_data,
+                train.dataset(self.steps, int(self.batch_size), seed=int(self.seed)),
+                validation_data=val.dataset(
+                    self.steps, max(int(self.batch_size), VALIDATION_BATCH)
+                ),
                 epochs=self.tune_epochs,
-                batch_size=int(self.batch_size),
-                shuffle=True,
                 verbose=self.verbose,
             )
             trials = []
