@@ -239,6 +239,9 @@ class PredictorConfig:
     search: SearchConfig | None = setting(
         None, "Optuna search of params in every fold (walkforward.search)", kind=object
     )
+    warm_start: bool = setting(
+        False, "Keras models: each fold starts from the previous fold's weights", kind=bool
+    )
     task: str = "direction"
     fit_targets: tuple[str, ...] = ()
 
@@ -1041,7 +1044,7 @@ class _Parser:
                     self.choice(thresholds[key], _join(path, f"thresholds.{key}"), allowed)
         extra = {
             key: self.setting(PredictorConfig, key, item, path)
-            for key in ("primary", "sample_weights", "weight_decay")
+            for key in ("primary", "sample_weights", "weight_decay", "warm_start")
         }
         if extra["primary"] is not None and kind != "meta":
             raise self.error(_join(path, "primary"), "only a meta predictor has a primary")

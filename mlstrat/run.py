@@ -432,6 +432,7 @@ class _Pipeline:
             sample_weights=options["sample_weights"],
             weight_decay=options["weight_decay"],
             search=options["search"],
+            warm_start=options["warm_start"] and not cpcv,  # cpcv folds are not time-ordered
         )
 
     def record_search_trials(self) -> None:
@@ -733,6 +734,7 @@ def walkforward_options(cfg: RunConfig, pred: PredictorConfig) -> dict[str, Any]
         "sample_weights": pred.sample_weights,
         "weight_decay": pred.weight_decay,
         "search": pred.search,
+        "warm_start": pred.warm_start,
     }
 
 
@@ -1050,10 +1052,17 @@ def _build_predictors(cfg: RunConfig) -> None:
 
     for i, pred in enumerate(cfg.predictors):
         try:
-            create_predictor(pred.predictor, **walkforward_options(cfg, pred)["params"])
+            built = create_predictor(pred.predictor, **walkforward_options(cfg, pred)["params"])
         except ConfigError as exc:
             key = f"predictors[{i}].params" + (f".{exc.param}" if exc.param else "")
             raise ConfigError(f"{key}: {exc.problem}", file=cfg.source, fix=exc.fix) from None
+        if pred.warm_start and not getattr(built, "can_warm_start", False):
+            raise ConfigError(
+                f"predictors[{i}].warm_start: {pred.predictor!r} cannot start from an earlier "
+                "fold's weights",
+                file=cfg.source,
+                fix="use warm_start with Keras predictors (or a hybrid of them), or drop it",
+            )
 
 
 def _out_dir(cfg: RunConfig, out: str | Path | None) -> Path:

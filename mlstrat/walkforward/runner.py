@@ -30,6 +30,11 @@ do not oversubscribe the CPU. A fold whose directory verifies against its
 manifest and was made by the same configuration is skipped, so a killed run
 restarts where it stopped and ends with the same predictions.
 
+With ``warm_start=True`` (Keras predictors) the folds form one chain instead:
+each starts from the previous fold's final weights (`warm_sources` picks the
+latest earlier fold that saw only rows before its training end) with a
+smaller epoch budget, and they run one after another with all cores' threads.
+
 Event targets (`triple_barrier_h`, `price_jump_h`, `net_return_h`) carry their end
 times in the feed (`<target>_t1`); when the model learns one, every row is
 purged by its own end (`WalkForward.split(index, ends)`), and trade outcomes
@@ -46,7 +51,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +155,9 @@ class FoldTask:
     #: a `SearchConfig` as a mapping (None: fit `params` as given) and the run's seed
     search: dict[str, Any] | None = None
     seed: int = 0
+    #: warm start: the directory and number of the earlier fold whose weights this one starts from
+    warm_from: str | None = None
+    warm_from_fold: int | None = None
 
 
 def available_cores() -> int:
@@ -346,7 +354,6 @@ def run_fold(task: FoldTask) -> str:
     if os.getpid() != task.parent_pid:
         limit_threads(task.threads)
         exit_with_parent(task.parent_pid)
-    from mlstrat.predictors.registry import create_predictor
 
     started = time.perf_counter()
     frame = load_feed(task.feed_path)
@@ -364,7 +371,7 @@ def run_fold(task: FoldTask) -> str:
 
     def fit(params: Mapping[str, Any]) -> FittedFold:
         return fit_fold(
-            lambda: create_predictor(task.predictor, **params),
+            functools.partial(_fold_predictor, task, params),
             X,
             y,
             fold,
@@ -426,10 +433,65 @@ def run_fold(task: FoldTask) -> str:
         "validation_metrics": val_metrics,
         **fitted.info,
         **({"search": searched} if searched else {}),
+        **({"warm_start_from": task.warm_from_fold} if task.warm_from is not None else {}),
         "fit_seconds": round(time.perf_counter() - started, 3),
     }
     _write_fold_dir(Path(task.fold_dir), fitted.model, info, out)
     return task.fold_dir
+
+
+def _fold_predictor(task: FoldTask, params: Mapping[str, Any]) -> Any:
+    """A fresh predictor for the fold; warm-started from the earlier fold `task.warm_from`."""
+    from mlstrat.predictors.registry import create_predictor, load_predictor
+
+    model = create_predictor(task.predictor, **params)
+    if task.warm_from is not None:
+        model.warm_start_from(load_predictor(task.warm_from))
+    return model
+
+
+def warm_sources(folds: Sequence[Fold]) -> list[int | None]:
+    """Per fold, the index of the fold it warm-starts from: the latest earlier fold whose
+    information ends by this fold's training end, else None (a cold start).
+
+    Purging ends every label a fold learns before its test start, so a fold's model
+    depends only on rows before `test[0]`; fold k may start from fold j < k when
+    `test_j[0] - 1 <= train_k[-1]` (the usual case: j = k - 1). Causality then holds
+    along the chain, since each link saw only rows fold k may train on.
+    """
+    out: list[int | None] = []
+    for k, fold in enumerate(folds):
+        last_train = int(fold.train[-1]) if len(fold.train) else -1
+        found = [j for j in range(k) if int(folds[j].test[0]) - 1 <= last_train]
+        out.append(found[-1] if found else None)
+    return out
+
+
+def _check_warm_start(
+    predictor: str, params: Mapping[str, Any], splits: WalkForward, search: Any
+) -> None:
+    """Warm start needs a predictor that supports it, time-ordered folds and fixed parameters."""
+    from mlstrat.predictors.registry import create_predictor
+
+    if not getattr(create_predictor(predictor, **params), "can_warm_start", False):
+        raise ConfigError(
+            f"predictor {predictor!r} cannot warm-start from an earlier fold",
+            param="warm_start",
+            fix="use warm_start with a Keras predictor (lstm, lstm_attention, transformer, "
+            "volatility_lstm, ...) or a hybrid of them, or drop it",
+        )
+    if splits.scheme == "cpcv":
+        raise ConfigError(
+            "warm start needs folds in time order; cpcv folds train on data after their tests",
+            param="warm_start",
+            fix="use walkforward.scheme rolling or expanding, or drop warm_start",
+        )
+    if search is not None:
+        raise ConfigError(
+            "warm start needs the same layer sizes in every fold; a search changes them",
+            param="warm_start",
+            fix="drop warm_start or the search",
+        )
 
 
 def outcome_metrics(
@@ -539,6 +601,8 @@ def run_walk_forward(
     sample_weights: str | None = None,
     weight_decay: float = 1.0,
     search: Any = None,
+    warm_start: bool = False,
+    on_fold: Callable[[str], None] | None = None,
 ) -> WalkForwardResult:
     """Train one `predictor` per walk-forward fold of the feed and write the prediction feed.
 
@@ -563,6 +627,14 @@ def run_walk_forward(
     search: a `walkforward.search.SearchConfig` (or a mapping of its keys): an Optuna search
         of the predictor's parameters in every fold, each trial scored on the fold's purged
         validation rows; the chosen parameters and all trials go into fold.json.
+    warm_start: continual learning for Keras predictors (and hybrids of them): each fold
+        starts from the final weights of the latest earlier fold that saw only rows before
+        its training end (`warm_sources`; normally the previous fold) and trains with the
+        predictor's smaller warm_epochs / warm_patience budget; scalers are refitted per
+        fold. The folds then form one chain and run one after another, each with all
+        cores' threads (`n_jobs` does not parallelise them); resuming retrains every fold
+        after the first missing one.
+    on_fold: called with each finished fold's directory (e.g. to update an ETA).
     """
     started = time.perf_counter()
     prefer_passive_openmp()  # before this process loads XGBoost (n_jobs=1 runs folds here)
@@ -595,6 +667,8 @@ def run_walk_forward(
             fix="use a longer feed or a shorter train window",
         )
     _check_search(search, predictor, folds)
+    if warm_start:
+        _check_warm_start(predictor, params or {}, splits, search)
     fwd_col = forward_return(horizon_of(target)).name
     fwd_col = fwd_col if fwd_col in frame.columns else None
     symbol = _feed_symbol(frame)
@@ -619,6 +693,7 @@ def run_walk_forward(
             else {}
         ),
         **({"search": sections_dict(search)} if search else {}),
+        **({"warm_start": True} if warm_start else {}),
     }
     key = run_key(config)
 
@@ -630,20 +705,24 @@ def run_walk_forward(
     atomic_write_json(out / WALKFORWARD_FILE, {**config, "run_key": key})
 
     pending = [
-        f
-        for f in folds
+        i
+        for i, f in enumerate(folds)
         if not (resume and fold_is_done(folds_dir / fold_dir_name(f.number), key, f))
     ]
+    sources = warm_sources(folds) if warm_start else [None] * len(folds)
+    if warm_start and pending:  # a chain: every fold after a retrained one is retrained
+        pending = list(range(pending[0], len(folds)))
     cores = available_cores()
     workers = cores if n_jobs is None or n_jobs < 0 else max(1, int(n_jobs))
+    workers = 1 if warm_start else workers
     workers = max(1, min(workers, len(pending))) if pending else 1
     threads = max(1, cores // workers)
     task_params = {**params, **dict.fromkeys(thread_params, threads)}
     tasks = [
         FoldTask(
             feed_path=str(feed_path.resolve()),
-            fold_dir=str((folds_dir / fold_dir_name(f.number)).resolve()),
-            fold=f,
+            fold_dir=str((folds_dir / fold_dir_name(folds[i].number)).resolve()),
+            fold=folds[i],
             predictor=predictor,
             params=task_params,
             target=target,
@@ -660,10 +739,13 @@ def run_walk_forward(
             weight_decay=float(weight_decay),
             search=None if search is None else sections_dict(search),
             seed=int(seed),
+            warm_from=_fold_path(folds_dir, folds, sources[i]),
+            warm_from_fold=_fold_number(folds, sources[i]),
         )
-        for f in pending
+        for i in pending
     ]
-    _execute(tasks, workers, threads, backend, scheduler, progress, len(folds))
+    chains = [tasks] if warm_start else [[t] for t in tasks]
+    _execute(chains, workers, threads, backend, scheduler, progress, len(folds), on_fold)
     records, parts = [], []
     for f in folds:
         fold_dir = folds_dir / fold_dir_name(f.number)
@@ -694,6 +776,16 @@ def run_walk_forward(
         seconds=time.perf_counter() - started,
         paths=list(range(n_paths)),
     )
+
+
+def _fold_path(folds_dir: Path, folds: Sequence[Fold], index: int | None) -> str | None:
+    if index is None:
+        return None
+    return str((folds_dir / fold_dir_name(folds[index].number)).resolve())
+
+
+def _fold_number(folds: Sequence[Fold], index: int | None) -> int | None:
+    return None if index is None else folds[index].number
 
 
 def _drop_paths(out: Path) -> int:
@@ -740,51 +832,70 @@ def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
         "thresholds": th or None,
         "validation_metrics": info.get("validation_metrics", {}),
     }
+    if "warm_start_from" in info:
+        record["warm_start_from"] = info["warm_start_from"]
     if info.get("search"):
         found = info["search"]
         record["search"] = {k: found[k] for k in ("metric", "chosen", "best_score", "n_trials")}
     return record
 
 
+def run_chain(tasks: Sequence[FoldTask]) -> list[str]:
+    """Run folds one after another (a warm-start chain); returns their directories."""
+    return [run_fold(t) for t in tasks]
+
+
 def _execute(
-    tasks: list[FoldTask],
+    chains: list[list[FoldTask]],
     workers: int,
     threads: int,
     backend: str,
     scheduler: Any,
     progress: bool,
     total: int,
+    on_fold: Callable[[str], None] | None = None,
 ) -> None:
+    """Run every chain (a list of folds run in order) on `workers` loky or Dask workers;
+    a single local chain runs here, fold by fold, so the bar moves with every fold."""
     from joblib import Parallel, delayed, parallel_config
 
     from mlstrat.progress import progress_bar
 
+    done = on_fold or (lambda _path: None)
     bar = progress_bar(
         total=total,
-        initial=total - len(tasks),
+        initial=total - sum(len(c) for c in chains),
         desc="walk-forward folds",
         unit="fold",
         enabled=progress,
     )
+
+    def finished(paths: Sequence[str]) -> None:
+        for path in paths:
+            done(path)
+            bar.update(1)
+
     try:
-        if not tasks:
+        if not chains:
+            return
+        if backend == "loky" and len(chains) == 1:
+            for task in chains[0]:
+                finished([run_fold(task)])
             return
         if backend == "loky":
             with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
-                results = Parallel(return_as="generator_unordered")(
-                    delayed(run_fold)(t) for t in tasks
-                )
-                for _ in results:
-                    bar.update(1)
+                for paths in Parallel(return_as="generator_unordered")(
+                    delayed(run_chain)(c) for c in chains
+                ):
+                    finished(paths)
             return
         client, cluster, close_client = _dask_client(scheduler, workers)
         try:
             with parallel_config(backend="dask", n_jobs=workers):
-                results = Parallel(return_as="generator_unordered")(
-                    delayed(run_fold)(t) for t in tasks
-                )
-                for _ in results:
-                    bar.update(1)
+                for paths in Parallel(return_as="generator_unordered")(
+                    delayed(run_chain)(c) for c in chains
+                ):
+                    finished(paths)
         finally:
             if close_client:
                 client.close()
