@@ -377,3 +377,26 @@ def test_meta_folds_are_scored_against_whether_their_trades_paid(tmp_path) -> No
         assert record["n_scored"] == known.sum() > 50
         assert record["accuracy"] == pytest.approx(np.mean((p[known] >= 0.5) == paid[known]))
         assert record["base_rate_up"] == pytest.approx(paid[known].mean())
+
+
+@pytest.mark.slow
+def test_keras_adapters_take_sample_weights_and_event_labels() -> None:
+    """A tiny LSTM learns a triple-barrier label (coded "up barrier first") with weights that
+    reach Keras: unequal weights change the fit, bad ones are refused."""
+    pytest.importorskip("tensorflow")
+    from mlstrat.predictors.lstm import LSTMPredictor
+
+    feed, X, y, ends, fold = _event_fold()
+    params = {"window": 4, "units": (4,), "dropout": 0.0, "batch_norm_layers": 0,
+              "dense_units": 2, "epochs": 1, "patience": 1, "batch_size": 64,
+              "jit_compile": False, "validation_fraction": 0.0, "seed": 3}  # fmt: skip
+    Xt, yt = X.iloc[120:300], y.iloc[120:300]
+    assert set(np.unique(yt.dropna())) == {-1.0, 0.0, 1.0}
+
+    def proba(**kwargs) -> np.ndarray:
+        return LSTMPredictor(**params).fit(Xt, yt, **kwargs).predict(X.iloc[100:]).proba
+
+    plain = proba()
+    assert not np.allclose(proba(sample_weight=np.linspace(0.1, 3.0, len(Xt))), plain)
+    with pytest.raises(DataError, match="sample_weight"):
+        proba(sample_weight=np.ones(len(Xt) - 1))
