@@ -306,13 +306,14 @@ def test_demo_config_on_a_reduced_range_with_tiny_models(tmp_path):
                 {"window": 6, "d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 8, **tiny_keras},
             ],
         ],
-        "predictors[2].params": {"memory": 6, "units": [4], **tiny_keras},
+        "predictors[2].params.inner": ["xgboost", {"n_estimators": 10, "max_depth": 3}],
+        "predictors[3].params": {"memory": 6, "units": [4], **tiny_keras},
     }
     result = run_experiment(
         REPO / "configs" / "demo.yaml", tmp_path / "demo", overrides=overrides, progress=False
     )
     out = result.out
-    assert set(result.results) == {"xgboost", "hybrid"}
+    assert set(result.results) == {"xgboost", "hybrid", "costaware"}
     assert result.main_report == out / "report" / "comparison" / "report.html"
     assert result.main_report.is_file()
     for name in ("xgboost", "hybrid"):
