@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from walkforward import parallel_capacity  # noqa: E402
 
+from mlstrat.config import RunConfig, load_config  # noqa: E402
 from mlstrat.run import run_experiment  # noqa: E402
 from mlstrat.sweep import run_sweep  # noqa: E402
 
@@ -56,31 +58,41 @@ SPEEDUP_TARGET = 1.6
 SECONDS_TARGET = 120.0
 
 
-def reduced_demo(start: str, end: str) -> dict:
-    """Overrides of configs/demo.yaml: its xgboost entry only, the reduced range, no
-    volatility targeting (its source, the volatility LSTM, is not trained here)."""
+def reduced_demo(start: str, end: str) -> RunConfig:
+    """configs/demo.yaml, read once: its xgboost entry only, the reduced range, a plain
+    rolling walk-forward, no volatility targeting (its source, the volatility LSTM, is not
+    trained here)."""
     raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     xgboost = next(p for p in raw["predictors"] if p["name"] == "xgboost")
     sizing = {k: v for k, v in raw["sizing"]["params"].items() if k in ("method", "tiers")}
-    return {
+    validation = raw.get("walkforward", {}).get("validation", 0.2)
+    overrides = {
         "data.start": start,
         "data.end": end,
-        "walkforward.train": "2mo",
-        "walkforward.test": "1mo",
+        "walkforward": {"train": "2mo", "test": "1mo", "validation": validation},
         "predictors": [xgboost],
         "sizing": {"params": sizing},
-        "report.enabled": False,
     }
+    return load_config(DEMO, overrides)
 
 
-def timed_sweep(out: Path, cache: Path, overrides: dict, n_jobs: int) -> tuple[float, object]:
+def timed_sweep(out: Path, cache: Path, config: RunConfig, n_jobs: int) -> tuple[float, Any]:
     """Seconds of a whole sweep with `n_jobs` workers, its trials' cache entries dropped first."""
     shutil.rmtree(cache / "sweep", ignore_errors=True)
     started = time.perf_counter()
-    result = run_sweep(
-        DEMO, out, grid=GRID, n_jobs=n_jobs, cache_dir=cache, overrides=overrides, progress=False
-    )
+    result = run_sweep(config, out, grid=GRID, n_jobs=n_jobs, cache_dir=cache, progress=False)
     return time.perf_counter() - started, result
+
+
+def different_trades(one: Path, two: Path, trials: list[str]) -> list[str]:
+    """Trials whose trades.csv differ between the two sweeps (each must be deterministic)."""
+    rel = Path("sweep") / "trials"
+    return [
+        t
+        for t in trials
+        if (one / rel / t / "result" / "trades.csv").read_bytes()
+        != (two / rel / t / "result" / "trades.csv").read_bytes()
+    ]
 
 
 def main() -> None:
@@ -88,20 +100,19 @@ def main() -> None:
     parser.add_argument("--start", default="2025-01-01", help="first bar (UTC)")
     parser.add_argument("--end", default="2025-05-01", help="last bar (UTC)")
     args = parser.parse_args()
-    overrides = reduced_demo(args.start, args.end)
+    config = reduced_demo(args.start, args.end)  # read once: the demo file may change meanwhile
     load_start, capacity_start = os.getloadavg(), parallel_capacity()
     with tempfile.TemporaryDirectory(prefix="mlstrat-bench-sweep-") as tmp:
         root = Path(tmp)
         cache = root / "cache"
         started = time.perf_counter()
-        run = run_experiment(
-            DEMO, root / "run", cache_dir=cache, overrides=overrides, progress=False
-        )
+        run = run_experiment(config, root / "run", cache_dir=cache, progress=False)
         walkforward_s = time.perf_counter() - started
-        one_s, one = timed_sweep(root / "one", cache, overrides, 1)
-        two_s, two = timed_sweep(root / "two", cache, overrides, 2)
+        one_s, one = timed_sweep(root / "one", cache, config, 1)
+        two_s, two = timed_sweep(root / "two", cache, config, 2)
         trials = len(two.ranking)
         same = one.ranking.equals(two.ranking)
+        differing = different_trades(root / "one", root / "two", list(two.ranking["trial"]))
         bars = int(run.results["xgboost"].equity.size)
         computed = sum(s == "computed" for s in two.status("sweep").values())
     load_end, capacity_end = os.getloadavg(), parallel_capacity()
@@ -118,6 +129,7 @@ def main() -> None:
                 "speedup_2_over_1": round(speedup, 2),
                 "backtested_with_2_workers": computed,
                 "rankings_identical": same,
+                "trials_with_different_trades": differing,
                 "bars_per_trial": bars,
                 "range": [args.start, args.end],
                 "walkforward_and_features_seconds": round(walkforward_s, 2),

@@ -645,11 +645,11 @@ def _selection(
 ) -> tuple[dict[str, Any], dict[str, Any], Path | None]:
     """The best trial's statistics over the whole trial log, the PBO of the selection and
     the sweep's page (built unless report.enabled is false)."""
-    import pandas as pd
 
     from mlstrat.report.html import build_sweep_report, pbo_block
     from mlstrat.report.metrics import compute_metrics
     from mlstrat.report.result import BacktestResult
+    from mlstrat.report.stats import union_index
 
     rep = cfg.report
     options = pipe.statistics_options()
@@ -658,7 +658,7 @@ def _selection(
     )
     top = ranking.iloc[0]
     best = {"trial": top["trial"], "label": top["label"], "statistics": metrics.statistics}
-    index = pd.DatetimeIndex(sorted(set().union(*(v.index for v in variants.values()))))
+    index = union_index(variants)
     pbo, found = pbo_block(variants, index, rep.pbo_blocks, "the trials of this sweep")
     page = None
     if rep.enabled:

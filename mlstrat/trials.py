@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,12 +31,13 @@ import pandas as pd
 
 from mlstrat.cache import content_hash
 from mlstrat.errors import ConfigError, DataError, IntegrityError
-from mlstrat.fileio import file_sha256, load_json, to_jsonable
+from mlstrat.fileio import file_sha256, load_json, scratch_dir, to_jsonable
 from mlstrat.report.stats import TrialSet, trial_sharpe
 from mlstrat.rundir import RunDir
 
 TRIALS_DIR = "trials"
 INDEX_FILE = f"{TRIALS_DIR}/index.json"
+RETURNS_DIR = f"{TRIALS_DIR}/returns"
 FORMAT = "mlstrat-trials"
 FORMAT_VERSION = 1
 KINDS = ("run", "sweep", "search")
@@ -140,7 +142,7 @@ def _check_returns(trial_id: str, returns: Any) -> None:
 
 def returns_file(trial_id: str) -> str:
     """Where a trial's per-bar returns live in the run directory."""
-    return f"{TRIALS_DIR}/returns/{trial_id}.parquet"
+    return f"{RETURNS_DIR}/{trial_id}.parquet"
 
 
 def _parquet_bytes(returns: pd.Series) -> bytes:
@@ -165,7 +167,7 @@ def append_trials(run: RunDir, trials: Iterable[Trial]) -> list[str]:
     entries = read_index(run.root)
     by_id = {e["id"]: e for e in entries}
     by_returns = {e["returns_sha256"]: e["id"] for e in entries if e.get("returns_sha256")}
-    ids = []
+    ids, new = [], {}
     for trial in trials:
         if trial.id in by_id:
             ids.append(trial.id)
@@ -177,14 +179,33 @@ def append_trials(run: RunDir, trials: Iterable[Trial]) -> list[str]:
             if digest in by_returns:
                 ids.append(by_returns[digest])
                 continue
-            run.write_bytes(returns_file(trial.id), data)
+            new[trial.id] = data
             entry.update(returns=returns_file(trial.id), returns_sha256=digest)
             by_returns[digest] = trial.id
         entries.append(entry)
         by_id[trial.id] = entry
         ids.append(trial.id)
+    _write_returns(run, new)
     run.write_json(INDEX_FILE, {"format": FORMAT, "version": FORMAT_VERSION, "trials": entries})
     return ids
+
+
+def _write_returns(run: RunDir, new: Mapping[str, bytes]) -> None:
+    """The new returns files installed with the logged ones as one folder: one update of the
+    run directory's manifest however many trials a sweep adds (not two per file)."""
+    if not new:
+        return
+    with scratch_dir(run.root / TRIALS_DIR) as tmp:
+        for rel in run.files:
+            if rel.startswith(RETURNS_DIR + "/"):
+                if not (run.root / rel).is_file():
+                    raise IntegrityError(
+                        "a trial's returns file is missing", file=run.root / rel, fix=_FIX
+                    )
+                os.link(run.root / rel, tmp / rel.rsplit("/", 1)[1])
+        for trial_id, data in new.items():
+            (tmp / Path(returns_file(trial_id)).name).write_bytes(data)
+        run.install(tmp, RETURNS_DIR)
 
 
 def _entry(trial: Trial) -> dict[str, Any]:

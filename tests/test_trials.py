@@ -205,3 +205,23 @@ def test_a_missing_return_names_its_bar(run):
     with pytest.raises(DataError, match="1 non-finite") as info:
         Trial.from_returns("a", "run", "x", r)
     assert info.value.row == 17 and info.value.timestamp == r.index[17]
+
+
+def test_a_sweep_of_many_trials_updates_the_manifest_a_fixed_number_of_times(run, monkeypatch):
+    logged(run, 2)
+    saves = []
+    real = RunDir.save
+    monkeypatch.setattr(RunDir, "save", lambda self: (saves.append(1), real(self)))
+    many = [Trial.from_returns(f"s{k}", "sweep", "x", returns(100 + k)) for k in range(40)]
+    append_trials(run, many)
+    assert len(saves) <= 4  # the returns folder once, the index once (pending + recorded)
+    assert len(load_trials(run.root).returns) == 42 and not run.verify()
+
+
+def test_appending_names_a_logged_returns_file_that_went_missing(run):
+    logged(run, 2)
+    (run.root / returns_file("t0")).unlink()
+    with pytest.raises(IntegrityError, match="returns file is missing") as info:
+        append_trials(run, [Trial.from_returns("new", "sweep", "x", returns(50))])
+    assert info.value.file == str(run.root / returns_file("t0"))
+    assert [e["id"] for e in read_index(run.root)] == ["t0", "t1"]  # nothing half-written

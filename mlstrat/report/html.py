@@ -42,7 +42,7 @@ from mlstrat.report.metrics import Metrics, compute_metrics
 from mlstrat.report.paths import PathDistribution, paths_block, paths_section
 from mlstrat.report.plots import Chart, make_charts, make_comparison_charts, save_charts
 from mlstrat.report.result import RESULT_FILE, BacktestResult, to_jsonable
-from mlstrat.report.stats import StatisticsOptions
+from mlstrat.report.stats import StatisticsOptions, union_index
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
@@ -1124,7 +1124,7 @@ def _comparison_pbo(runs: list[_Run], options: StatisticsOptions) -> tuple[dict[
     from mlstrat.report.metrics import bar_returns
 
     own = {r.name: bar_returns(r.result.equity) for r in runs}
-    index = pd.DatetimeIndex(sorted(set().union(*(v.index for v in own.values()))))
+    index = union_index(own)
     trials = options.trials
     if trials is not None and len(trials.returns) >= 2:
         names = [trials.labels.get(k, k) for k in trials.returns]

@@ -785,6 +785,15 @@ def backtest_statistics(
     return {**head, **found.to_dict(), "trials": source, "bootstrap": boot.to_dict()}
 
 
+def union_index(variants: Mapping[str, pd.Series]) -> pd.DatetimeIndex:
+    """Every bar of any variant, in time order."""
+    indexes = [pd.DatetimeIndex(s.index) for s in variants.values()]
+    out = indexes[0]
+    for index in indexes[1:]:
+        out = out.union(index)
+    return out
+
+
 def aligned_returns(
     variants: Mapping[str, pd.Series], index: pd.DatetimeIndex, min_coverage: float = 0.9
 ) -> pd.DataFrame:
