@@ -605,7 +605,7 @@ def _sr(value: Any) -> str:
 def _trl(bars: Any, years: Any) -> str:
     """A minimum track record: bars and years, or 'never' when no length suffices."""
     if bars is None:
-        return "never (Sharpe not above the benchmark)"
+        return "never: Sharpe not above it"
     text = f"{math.ceil(float(bars)):,} bars"
     return text + (f" ({float(years):,.2f} years)" if years is not None else "")
 
@@ -705,12 +705,13 @@ def _pbo_section(pbo: Mapping[str, Any], chart: Chart | None, out_dir: Path) -> 
     parts.append(
         f"<p id='pbo-value' data-pbo=\"{pbo['pbo']!r}\">"
         + _e(
-            f"PBO {pbo['pbo'] * 100:.1f}% over {pbo['n_variants']} variants "
-            f"({pbo['source']}): in {pbo['n_splits']:,} combinatorially symmetric splits of "
+            f"PBO {pbo['pbo'] * 100:.1f}% over {pbo['n_variants']} variants: "
+            f"in {pbo['n_splits']:,} combinatorially symmetric splits of "
             f"{pbo['n_bars']:,} bars into {pbo['n_blocks']} blocks, the variant best in "
             "sample ranked at or below the median out of sample this often "
             "(Bailey, Borwein, López de Prado & Zhu 2017). Its out-of-sample Sharpe was "
-            f"negative in {pbo['prob_oos_loss'] * 100:.1f}% of the splits."
+            f"negative in {pbo['prob_oos_loss'] * 100:.1f}% of the splits. "
+            f"The variants: {pbo['source']}."
         )
         + "</p>"
     )
@@ -1110,7 +1111,7 @@ def _compare_statistics(runs: list[_Run], data: Mapping[str, Any]) -> str:
         )
         body.append(f'<tr><th scope="row" class="text">{_e(label)}</th>{cells}</tr>')
     sources = {(data["runs"][r.name].get("statistics") or {}).get("trials") for r in runs} - {None}
-    note = "Trials: " + "; ".join(sorted(sources)) + "." if sources else ""
+    note = "The DSR counts " + "; ".join(sorted(sources)) + "." if sources else ""
     return (
         "<h2 id='statistics'>Is the edge real?</h2>"
         f'<div class="scroll"><table id="statistics-compare"><thead><tr><th class="text">'
