@@ -35,6 +35,7 @@ import functools
 import itertools
 import json
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,12 +221,15 @@ def run_sweep(
     names = _swept_predictors(cfg, section)
     combos = _combinations(cfg, section, len(names))
     warm = _warm_workers(section.n_jobs or cfg.n_jobs, len(combos) * len(names))
-    trials = _trial_configs(cfg, combos, names)
-    return in_run_dir(
-        cfg,
-        out,
-        lambda run: _sweep(cfg, section, trials, run, cache_dir, progress, started, warm),
-    )
+    try:
+        trials = _trial_configs(cfg, combos, names)
+        return in_run_dir(
+            cfg,
+            out,
+            lambda run: _sweep(cfg, section, trials, run, cache_dir, progress, started, warm),
+        )
+    finally:
+        _stop_warming(warm)
 
 
 def _located(convert: Any, value: Any, key: str) -> Any:
@@ -365,6 +369,15 @@ def _warm() -> None:
     import mlstrat.feed
     import mlstrat.report.metrics
     import mlstrat.run  # noqa: F401
+
+
+def _stop_warming(warm: Any) -> None:
+    """Close the warm-up when the sweep stopped before its trials ran (a refused combination):
+    quietly, so the error stays the one line the user sees."""
+    if warm is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # joblib: "tasks ... cancelled"
+            warm.close()
 
 
 def _execute(

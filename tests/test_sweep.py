@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -174,6 +176,23 @@ def test_cli_refuses_a_bad_axis_in_one_line(config, capsys):
     assert len(err) == 2
     assert "--set 'strategy.params.max_hold_bars' is not KEY=V1,V2" in err[0]
     assert "sweep.grid.walkforward.test" in err[1] and "not a backtest setting" in err[1]
+
+
+def test_a_combination_refused_while_workers_start_is_one_line(config):
+    """Two workers are already importing when the combinations are parsed: stopping them
+    must not add joblib's "tasks cancelled" warning to the one line (a real process: pytest
+    would swallow the warning)."""
+    _, cfg = config
+    out = cfg.parent / "not-written"
+    args = ["--set", "strategy.params.no_such=1,2", "--n-jobs", "2", "--out", str(out)]
+    cmd = [sys.executable, "-m", "mlstrat.cli", "sweep", str(cfg), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip().splitlines() == [done.stderr.strip().splitlines()[0]]
+        and "sweep combination 1 (no_such=1): strategy.params.no_such: unknown key" in done.stderr
+    )
+    assert not out.exists()
 
 
 # --------------------------------------------------------------------------- a run and its sweep
