@@ -63,6 +63,7 @@ from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
 from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
 from mlstrat.rundir import RunDir, inside
+from mlstrat.sweep import SWEEP_DIR
 from mlstrat.tracking import open_tracker, track_run
 from mlstrat.trials import TRIALS_DIR, trials_digest
 
@@ -74,8 +75,6 @@ ENV_FILE = "environment.json"
 REPLAY_DIR = "replay"
 #: Where the extra CPCV walk-forwards of ``walkforward.cpcv_predictors`` go: cpcv/PRED/SYM.
 CPCV_DIR = "cpcv"
-#: Where `mlstrat sweep` writes its trials, ranking and page (`mlstrat.sweep`).
-SWEEP_DIR = "sweep"
 CACHE_DIR = "cache"
 TRADES_FILE = "trades.csv"
 #: Where `mlstrat run` puts a run without --out: reports/<config name>.

@@ -242,6 +242,7 @@ def _located(convert: Any, value: Any, key: str) -> Any:
 
 
 def _swept_predictors(cfg: Any, section: SweepConfig) -> list[str]:
+    """The traded predictors the sweep backtests (``sweep.predictors``, default all)."""
     traded = [p.name for p in cfg.signal_predictors]
     if section.predictors is None:
         return traded
@@ -309,6 +310,7 @@ def _sweep(
     started: float,
     warm: Any,
 ) -> SweepResult:
+    """In the locked run directory: the cached stages, the trials (workers), the results."""
     from mlstrat.run import _Pipeline, _set_seeds, stage_cache
 
     cache = stage_cache(cfg, run, cache_dir)
@@ -326,6 +328,7 @@ def _sweep(
 
 
 def _task(pipe: Any, config_path: Path, name: str, combo: dict[str, Any], trial_cfg: Any) -> Any:
+    """A worker's task for one trial: its ids (backtest key, cache key) and input paths."""
     from mlstrat.cache import content_hash
 
     symbols = trial_cfg.data.symbols
