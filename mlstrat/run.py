@@ -20,6 +20,7 @@ where possible (copies otherwise)::
     environment.json    Python/mlstrat/backtrader/TensorFlow/XGBoost/... versions,
                         platform, data files with sha256
     run.json            status, stage keys, what was computed or reused, timings
+    plan.json           the cost plan of `mlstrat run CONFIG --plan` (when one was made)
     features/SYM.parquet                feature feed per symbol
     models/PRED/SYM/                    walk-forward output: folds/NNN/ model dirs,
                                         predictions.parquet, folds.json
@@ -62,6 +63,7 @@ from mlstrat.config import RULE_PREFIX, PredictorConfig, RunConfig, load_config,
 from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
 from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
+from mlstrat.plan import PLAN_FILE
 from mlstrat.rundir import RunDir, inside
 from mlstrat.sweep import SWEEP_DIR
 from mlstrat.tracking import open_tracker, track_run
@@ -347,15 +349,27 @@ class _Pipeline:
         jobs = [(p, f.symbol, False) for p in cfg.predictors for f in cfg.data.files]
         extra = [cfg.predictor(n) for n in cfg.walkforward.cpcv_predictors]
         jobs += [(p, f.symbol, True) for p in extra for f in cfg.data.files]
+        eta = self._eta(jobs)
         with _bar(self.progress, len(jobs), "walk-forward", "model") as bar:
             for pred, symbol, cpcv in jobs:
-                bar.set_postfix_str(f"{pred.name} {symbol}" + (" cpcv" if cpcv else ""))
+                label = f"{pred.name} {symbol}" + (" cpcv" if cpcv else "")
+                bar.set_postfix_str(f"{label} · {eta.text()}")
                 key = self.wf_key(pred, symbol, cpcv)
+                model = _eta_name(pred, cpcv)
+
+                def fold_done(path: str, model: str = model, symbol: str = symbol, label=label):
+                    seconds = float(_read_json(Path(path) / "fold.json").get("fit_seconds", 0))
+                    eta.finished(model, symbol, seconds)
+                    bar.set_postfix_str(f"{label} · {eta.text()}")
 
                 def build(
-                    entry: Entry, pred: PredictorConfig = pred, symbol: str = symbol, cpcv=cpcv
+                    entry: Entry,
+                    pred: PredictorConfig = pred,
+                    symbol: str = symbol,
+                    cpcv=cpcv,
+                    on_fold=fold_done,
                 ) -> tuple[str, dict[str, Any]]:
-                    result = self._run_walk_forward(pred, symbol, entry.path, cpcv)
+                    result = self._run_walk_forward(pred, symbol, entry.path, cpcv, on_fold)
                     detail = {
                         "folds": len(result.folds),
                         "trained": result.n_trained,
@@ -378,7 +392,30 @@ class _Pipeline:
                 )
                 keys[(pred.name, symbol)] = key
                 dirs[(pred.name, symbol)] = target
+                eta.add(model, symbol, 0)  # done (trained, resumed or cached)
                 bar.update(1)
+
+    def _eta(self, jobs: Sequence[tuple[PredictorConfig, str, bool]]) -> Any:
+        """The walk-forward stage's `plan.EtaModel`: every job's folds, seconds per fold from
+        the plan `mlstrat run --plan` kept here for this configuration (else measured)."""
+        from mlstrat.plan import EtaModel, read_plan
+        from mlstrat.walkforward.runner import available_cores
+
+        cfg = self.config
+        plan = None
+        if self.run.owns(PLAN_FILE) and not self.run.verify([PLAN_FILE]):
+            plan = read_plan(self.out / PLAN_FILE, content_hash(cfg.to_dict()))
+        cores = available_cores()
+        eta = EtaModel(cores if cfg.n_jobs < 0 else max(1, cfg.n_jobs), plan)
+        indexes: dict[str, pd.DatetimeIndex] = {}
+        for pred, symbol, cpcv in jobs:
+            if symbol not in indexes:
+                stamps = pd.read_parquet(self.feature_paths[symbol], columns=["timestamp"])
+                indexes[symbol] = pd.DatetimeIndex(stamps["timestamp"])
+            splits = dataclasses.replace(self.schedule(cpcv), horizon=horizon_of(pred.target))
+            warm = pred.warm_start and not cpcv
+            eta.add(_eta_name(pred, cpcv), symbol, len(splits.split(indexes[symbol])), warm)
+        return eta
 
     def schedule(self, cpcv: bool = False) -> Any:
         """The walk-forward schedule, or its CPCV form for the cpcv_predictors' extra run."""
@@ -386,8 +423,9 @@ class _Pipeline:
 
     def wf_key(self, pred: PredictorConfig, symbol: str, cpcv: bool = False) -> str:
         spec = next(p for p in self.config.section("predictors") if p["name"] == pred.name)
-        # no search: the key of a run from before searches existed (its models are reused)
-        spec = {k: v for k, v in spec.items() if k != "name" and (k, v) != ("search", None)}
+        # no search / warm start: the key of a run from before they existed (models reused)
+        defaults = (("search", None), ("warm_start", False))
+        spec = {k: v for k, v in spec.items() if k != "name" and (k, v) not in defaults}
         return content_hash(
             {
                 "stage": "walkforward",
@@ -405,7 +443,12 @@ class _Pipeline:
         )
 
     def _run_walk_forward(
-        self, pred: PredictorConfig, symbol: str, entry: Path, cpcv: bool = False
+        self,
+        pred: PredictorConfig,
+        symbol: str,
+        entry: Path,
+        cpcv: bool = False,
+        on_fold: Callable[[str], None] | None = None,
     ) -> Any:
         from mlstrat.walkforward.runner import run_walk_forward
 
@@ -431,7 +474,8 @@ class _Pipeline:
             sample_weights=options["sample_weights"],
             weight_decay=options["weight_decay"],
             search=options["search"],
-            warm_start=options["warm_start"] and not cpcv,  # cpcv folds are not time-ordered
+            warm_start=options.get("warm_start", False) and not cpcv,  # cpcv: not time-ordered
+            on_fold=on_fold,
         )
 
     def record_search_trials(self) -> None:
@@ -696,7 +740,7 @@ class _Pipeline:
         the cache keeps its entries."""
         cfg = self.config
         keep = (
-            {CONFIG_FILE, RUN_FILE, ENV_FILE}
+            {CONFIG_FILE, RUN_FILE, ENV_FILE, PLAN_FILE}
             | {f"features/{s}.parquet" for s in cfg.data.symbols}
             | {f"models/{p.name}/{s}/" for p in cfg.predictors for s in cfg.data.symbols}
             | {f"backtests/{n}/" for n in self.results}
@@ -706,6 +750,37 @@ class _Pipeline:
             | {f"{TRIALS_DIR}/", f"{SWEEP_DIR}/"}  # what was tried stays counted
         )
         self.run.prune(lambda rel: rel in keep or any(rel.startswith(k) for k in keep))
+
+
+def _eta_name(pred: PredictorConfig, cpcv: bool) -> str:
+    """A walk-forward's model name in `mlstrat.plan` (its CPCV run: "NAME (cpcv)")."""
+    return f"{pred.name} (cpcv)" if cpcv else pred.name
+
+
+def plan_run(
+    config: RunConfig | str | Path,
+    out: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Any, Path]:
+    """`mlstrat run CONFIG --plan`: the cost plan (`mlstrat.plan.plan_experiment`), kept as
+    plan.json in the run directory so the run's progress bar starts with its ETA."""
+    from mlstrat.plan import plan_experiment
+
+    cfg = _as_config(config, overrides)
+    plan = plan_experiment(cfg)
+    out = _out_dir(cfg, out)
+    _refuse_inputs_inside(cfg, out)
+    try:
+        run = RunDir.claim(out)
+        with run.lock():
+            run.write_json(PLAN_FILE, plan.to_dict())
+    except OSError as exc:
+        error = storage_error(exc)
+        if error is None:
+            raise
+        raise error from None
+    return plan, out / PLAN_FILE
 
 
 def walkforward_options(cfg: RunConfig, pred: PredictorConfig) -> dict[str, Any]:
@@ -733,7 +808,7 @@ def walkforward_options(cfg: RunConfig, pred: PredictorConfig) -> dict[str, Any]
         "sample_weights": pred.sample_weights,
         "weight_decay": pred.weight_decay,
         "search": pred.search,
-        "warm_start": pred.warm_start,
+        **({"warm_start": True} if pred.warm_start else {}),
     }
 
 

@@ -92,6 +92,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="re-hash every file of the run directory (--out or the config's default) and of "
         "its cache, report what is damaged, change nothing",
     )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the cost plan and exit: per model, folds x estimated seconds per fold (from "
+        "a short calibration fit on the first fold), the total and memory per worker; kept as "
+        "plan.json in the run directory, whose run then shows an ETA from it",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_command)
 
@@ -128,6 +135,13 @@ def run_command(args: argparse.Namespace) -> int:
     from mlstrat.cli.common import parse_assignments
 
     overrides = parse_assignments(args.set, "--set")
+    if args.plan:
+        from mlstrat.run import plan_run
+
+        plan, where = plan_run(args.config, args.out, overrides=overrides)
+        print(plan.format())
+        print(f"plan kept in {where}")
+        return 0
     result = run_experiment(
         args.config, args.out, cache_dir=args.cache_dir, overrides=overrides, progress=progress
     )

@@ -26,6 +26,7 @@ same way for all of them:
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -171,7 +172,9 @@ class KerasSequencePredictor(Predictor):
         self.history_: dict[str, list[float]] = {}
         self.validation_metrics_: dict[str, Any] = {}
         self.fit_info_: dict[str, Any] = {}
-        self.epoch_seconds_: list[float] = []
+        #: wall seconds of the last fit: "setup" (inputs, scalers, datasets) before the first
+        #: epoch, each epoch (the first includes tracing) and its validation part; not saved
+        self.fit_timing_: dict[str, Any] = {}
         self._warm_weights: list[np.ndarray] | None = None
         self._inference: CompiledInference | None = None
 
@@ -299,6 +302,7 @@ class KerasSequencePredictor(Predictor):
         sample_weight: one non-negative weight per row of X, given to Keras for the fitted
         samples (e.g. uniqueness weights of overlapping labels); unweighted when None.
         """
+        started = time.perf_counter()
         import_tf(self.n_threads)
         if y is not None and len(X) != len(y):
             raise DataError(f"X has {len(X)} rows but y has {len(y)}", fix="align X and y")
@@ -390,6 +394,7 @@ class KerasSequencePredictor(Predictor):
             self.model_ = self._train(train, val_set)
         finally:
             self._warm_weights = None
+        self.fit_timing_["setup"] = round(self.fit_timing_.pop("began") - started, 3)
         self._inference = None
         out_fit = (
             self._compiled().predict_rows(scaled, fit_rows) if self.needs_fit_outputs else None
@@ -496,7 +501,11 @@ class KerasSequencePredictor(Predictor):
             k: [float(v) for v in np.asarray(vals, dtype=np.float64).ravel()]
             for k, vals in history.history.items()
         }
-        self.epoch_seconds_ = [round(t, 3) for t in timer.seconds]
+        self.fit_timing_ = {
+            "began": timer.began,
+            "epochs": [round(t, 3) for t in timer.seconds],
+            "validation": [round(t, 3) for t in timer.validation],
+        }
         return model
 
     # ------------------------------------------------------------------ predict

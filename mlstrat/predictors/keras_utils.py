@@ -222,17 +222,32 @@ def window_dataset(
 
 
 def epoch_timer(keras: Any) -> Any:
-    """A Keras callback recording each epoch's wall seconds in its `seconds` list."""
+    """A Keras callback recording each epoch's wall seconds in its `seconds` list (the first
+    includes tracing the train step), the part of each spent on validation in `validation`,
+    and when training began in `began`."""
     import time
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.seconds: list[float] = []
-            self._start = 0.0
+            self.validation: list[float] = []
+            self.began = 0.0  # perf_counter() when training began
+            self._start = self._test_start = 0.0
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.began = time.perf_counter()
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._start = time.perf_counter()
+            self.validation.append(0.0)
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            self._test_start = time.perf_counter()
+
+        def on_test_end(self, logs: Any = None) -> None:
+            if self.validation:
+                self.validation[-1] += time.perf_counter() - self._test_start
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             self.seconds.append(time.perf_counter() - self._start)

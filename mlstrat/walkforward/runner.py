@@ -434,10 +434,22 @@ def run_fold(task: FoldTask) -> str:
         **fitted.info,
         **({"search": searched} if searched else {}),
         **({"warm_start_from": task.warm_from_fold} if task.warm_from is not None else {}),
+        **({"timing": timing} if (timing := training_timing(fitted.model)) else {}),
         "fit_seconds": round(time.perf_counter() - started, 3),
     }
     _write_fold_dir(Path(task.fold_dir), fitted.model, info, out)
     return task.fold_dir
+
+
+def training_timing(model: Any) -> list[dict[str, Any]]:
+    """Per Keras network the fold trained (the model, or a hybrid's members in order): its
+    setup and epoch seconds (`fit_timing_`) and parameter count; empty without Keras."""
+    nets = [model, *getattr(model, "predictors_", [])]
+    return [
+        {"network": n.name, **n.fit_timing_, "parameters": int(n.model_.count_params())}
+        for n in nets
+        if getattr(n, "fit_timing_", None)
+    ]
 
 
 def _fold_predictor(task: FoldTask, params: Mapping[str, Any]) -> Any:
