@@ -14,7 +14,14 @@ before and after) are recorded: on a shared machine other processes cap
 every speed-up, and these figures say by how much. The same is recorded for the
 `lstm` predictor on a one-year slice with a few epochs. Prints one JSON object.
 
-    .venv/bin/python benchmarks/walkforward.py [--skip-lstm] [--lstm-epochs 2]
+``--dask`` runs the same XGBoost walk-forward (and the lstm one unless
+--skip-lstm) through joblib's dask backend instead: on a `LocalCluster` of 2
+single-threaded worker processes that the runner starts, and through a
+scheduler address (a `dask scheduler` and `dask worker --nworkers 2 --nthreads 1`
+started here as separate processes, as on a real cluster), beside the loky
+n_jobs=2 run; all must give the predictions of the loky run.
+
+    .venv/bin/python benchmarks/walkforward.py [--skip-lstm] [--lstm-epochs 2] [--dask]
 """
 
 from __future__ import annotations
@@ -124,15 +131,89 @@ def measure(feed: Path, predictor: str, params: dict, thread_param: str, work: P
     }
 
 
+class LocalScheduler:
+    """A `dask scheduler` and `dask worker` processes on this machine, reached by address."""
+
+    def __init__(self, work: Path, workers: int = 2) -> None:
+        import subprocess
+
+        dask = str(Path(sys.executable).with_name("dask"))
+        self.file = work / "scheduler.json"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.procs = [
+            subprocess.Popen(
+                [dask, "scheduler", "--scheduler-file", str(self.file), "--port", "0",
+                 "--no-dashboard"], **quiet,
+            )
+        ]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self.file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.address = json.loads(self.file.read_text())["address"]
+        self.procs.append(
+            subprocess.Popen(
+                [dask, "worker", self.address, "--nworkers", str(workers), "--nthreads", "1",
+                 "--no-dashboard", "--memory-limit", "0"], **quiet,
+            )
+        )  # fmt: skip
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(workers, timeout=120)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+def measure_dask(feed: Path, predictor: str, params: dict, work: Path) -> dict:
+    """The walk-forward with loky n_jobs=2, on a LocalCluster of 2 workers the runner starts,
+    and through the address of a scheduler with 2 worker processes."""
+    runs, predictions = {}, {}
+    scheduler = LocalScheduler(work)
+    try:
+        for name, backend, address in (
+            ("loky_n_jobs_2", "loky", None),
+            ("dask_local_cluster_2", "dask", None),
+            ("dask_scheduler_address_2", "dask", scheduler.address),
+        ):
+            started = time.perf_counter()
+            result = run_walk_forward(
+                feed, predictor, params, "direction_1", SPLITS, work / f"{predictor}-{name}",
+                n_jobs=2, backend=backend, scheduler=address, resume=False, progress=False,
+            )  # fmt: skip
+            runs[name] = {"seconds": round(time.perf_counter() - started, 2)}
+            predictions[name] = result.predictions()
+            runs[name]["seconds_per_fold"] = round(runs[name]["seconds"] / len(result.folds), 3)
+    finally:
+        scheduler.close()
+    first = predictions["loky_n_jobs_2"]
+    return {
+        "folds": len(result.folds),
+        **runs,
+        "identical_predictions": all(first.equals(p) for p in predictions.values()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-lstm", action="store_true")
     parser.add_argument("--lstm-epochs", type=int, default=2)
+    parser.add_argument("--dask", action="store_true", help="loky vs LocalCluster vs address")
     args = parser.parse_args()
+    if args.dask:
+        measure_all = measure_dask
+    else:
+
+        def measure_all(feed: Path, predictor: str, params: dict, work: Path) -> dict:
+            thread = "n_jobs" if predictor == "xgboost" else "n_threads"
+            return measure(feed, predictor, params, thread, work)
+
     source = SHARED if SHARED.is_file() else SAMPLE
     bars = load_bars(source, symbol="BTCUSDT")
     out: dict = {
-        "benchmark": "walkforward",
+        "benchmark": "walkforward" + (" (dask)" if args.dask else ""),
         "data": str(source.relative_to(REPO.parent)),
         "splits": SPLITS.describe(),
         "cores": available_cores(),
@@ -147,7 +228,7 @@ def main() -> None:
             "feature_set": "xgb",
             "bars": len(feed),
             "features": int(sum(r == "feature" for r in feed.attrs["mlstrat"]["roles"].values())),
-            **measure(path, "xgboost", {}, "n_jobs", work),
+            **measure_all(path, "xgboost", {}, work),
         }
         if not args.skip_lstm:
             end = bars.index[-1]
@@ -159,7 +240,7 @@ def main() -> None:
                 "feature_set": "lstm",
                 "bars": len(feed),
                 "params": params,
-                **measure(path, "lstm", params, "n_threads", work),
+                **measure_all(path, "lstm", params, work),
             }
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["parallel_capacity_end"] = parallel_capacity()

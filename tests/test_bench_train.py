@@ -1,0 +1,50 @@
+"""benchmarks/train.py --quick runs every issue-17 section and prints the acceptance keys."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_prints_the_acceptance_keys() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "train.py"),
+            "--quick",
+            "--sections",
+            "windows_memory,seed_fold,warm_start,plan",
+            "--only",
+            "lstm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    seed = out["seed_fold"]
+    assert set(seed["models"]) == {"lstm"}
+    for key in ("speedup_vs_keras_fit", "val_metric_ours", "val_metric_keras"):
+        assert key in seed
+    assert seed["val_metric_ours"] > 0 and seed["val_metric_keras"] > 0
+    keras_fit = seed["models"]["lstm"]["keras_fit"]
+    assert keras_fit["best_val_loss"] == pytest.approx(min(keras_fit["val_losses"]), abs=1e-5)
+    warm = out["warm_start"]
+    assert warm["folds"] == 3 and warm["time_ratio_cold_over_warm"] > 0
+    assert isinstance(warm["auc_delta"], float)
+    # the warm run's later folds trained the warm budget (1 epoch per member)
+    assert all(e == [1, 1] for e in warm["warm"]["epochs_trained"][1:])
+    memory = out["windows_memory"]
+    assert memory["peak_rss_ratio_before_over_after"] > 0
+    assert memory["before"]["variant"] == "before" and memory["after"]["variant"] == "after"
+    assert out["full_plan_hours"] > 0
+    assert {"start", "end"} <= set(out["load_average_1min"])
