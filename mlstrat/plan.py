@@ -31,9 +31,11 @@ chain, folds x seconds per fold. Calibration runs each fit with the thread
 count a run's worker gets (cores // workers), so the figures carry the
 machine's load at planning time.
 
-Memory per worker: the Python + TensorFlow runtime measured here, the feature
-feed, the 2-D model inputs (windows are gathered lazily, never copied out) and
-the network's weights, gradients and Adam moments.
+Memory per worker: the Python (+ TensorFlow) runtime measured here before
+calibrating, the feature feed, the 2-D model inputs (windows are gathered
+lazily, never copied out) and the networks' weights, gradients and Adam
+moments; TensorFlow's own working memory during a fit (~0.4 GB measured in
+benchmarks/train.py) is not in it.
 
 The run's progress bar uses the same model (`EtaModel`): folds left x seconds
 per fold, from this plan (when `mlstrat run --plan` stored it in the run
@@ -65,6 +67,8 @@ CALIBRATION_EPOCHS = 2
 TYPICAL_BEST_EPOCH, TYPICAL_BEST_EPOCH_WARM = 3, 1
 #: Bytes per parameter kept by Adam training: weights, gradients, two moments (float32).
 TRAINING_BYTES_PER_PARAM = 16
+#: MiB a worker loads for a model without Keras (XGBoost's library, the runner's modules).
+LIBRARY_MB = 150.0
 #: Name of the plan a run directory keeps (`mlstrat run CONFIG --plan --out DIR`).
 PLAN_FILE = "plan.json"
 
@@ -175,21 +179,19 @@ class Plan:
             f"plan for {self.config}: {len(symbols)} symbol(s), {len(self.models)} model(s); "
             f"{self.workers} fold(s) at a time on {self.cores} cores, {self.threads} thread(s) "
             f"each; load average {self.load_average[0]:.1f} -> {self.load_average[1]:.1f}",
-            f"{'model':<16}{'folds':>12}{'s/fold':>10}{'(max)':>9}{'hours':>8}{'(max)':>8}"
+            f"{'model':<22}{'folds':>16}{'s/fold':>8}{'(max)':>7}{'hours':>7}{'(max)':>7}"
             f"{'memory/worker':>15}",
         ]
         for m in self.models:
-            folds = sum(m.folds.values())
             label = m.name + (" [warm]" if m.warm_start else "")
             lines.append(
-                f"{label:<16}{_folds_text(m.folds):>12}"
-                f"{m.seconds_per_fold(warm=m.warm_start):>10.0f}"
-                f"{m.seconds_per_fold(warm=m.warm_start, maximum=True):>9.0f}"
-                f"{m.seconds(self.workers) / 3600:>8.2f}"
-                f"{m.seconds(self.workers, maximum=True) / 3600:>8.2f}"
-                f"{m.memory_mb / 1024:>13.1f} GB"
+                f"{label:<22}{_folds_text(m.folds):>16}"
+                f"{m.seconds_per_fold(warm=m.warm_start):>8.0f}"
+                f"{m.seconds_per_fold(warm=m.warm_start, maximum=True):>7.0f}"
+                f"{m.seconds(self.workers) / 3600:>7.2f}"
+                f"{m.seconds(self.workers, maximum=True) / 3600:>7.2f}"
+                f"{m.memory_mb / 1024:>12.1f} GB"
             )
-            del folds
         peak = max((m.memory_mb for m in self.models), default=0.0) * self.workers
         lines.append(
             f"total: {_duration(self.total_seconds)} expected, {_duration(self.max_seconds)} if "
@@ -204,10 +206,11 @@ class Plan:
 
 
 def _folds_text(folds: Mapping[str, int]) -> str:
-    counts = sorted(set(folds.values()))
-    if len(counts) == 1:
-        return f"{len(folds)} x {counts[0]}"
-    return f"{sum(folds.values())} ({len(folds)} sym)"
+    """Folds per symbol: "5 x 45", or the total with the range ("203 (34-45 x 5)")."""
+    low, high = min(folds.values(), default=0), max(folds.values(), default=0)
+    if low == high:
+        return f"{len(folds)} x {low}"
+    return f"{sum(folds.values())} ({low}-{high} x {len(folds)})"
 
 
 def _duration(seconds: float) -> str:
@@ -229,6 +232,7 @@ def plan_experiment(config: Any, overrides: Mapping[str, Any] | None = None) -> 
 
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
+    runtime = {"python": _rss_mb()}
     cfg = _as_config(config, overrides)
     _build_predictors(cfg)
     cores = available_cores()
@@ -240,12 +244,13 @@ def plan_experiment(config: Any, overrides: Mapping[str, Any] | None = None) -> 
         from mlstrat.predictors.keras_utils import import_tf
 
         import_tf(threads)  # once, as a worker does before its first fold
+    runtime["keras"] = _rss_mb()
     bars = {f.symbol: _run_bars(cfg, f) for f in cfg.data.files}
     first = cfg.data.files[0]
     with tempfile.TemporaryDirectory(prefix="mlstrat-plan-") as tmp:
         feed_path, feed = _calibration_feed(cfg, first, bars[first.symbol], Path(tmp))
         models = [
-            _plan_model(cfg, pred, bars, feed_path, feed, Path(tmp), threads)
+            _plan_model(cfg, pred, bars, (feed_path, feed), Path(tmp), threads, runtime)
             for pred in cfg.predictors
         ]
     models += [
@@ -323,45 +328,45 @@ def _plan_model(
     cfg: Any,
     pred: Any,
     bars: Mapping[str, pd.DataFrame],
-    feed_path: Path,
-    feed: pd.DataFrame,
+    calibration_feed: tuple[Path, pd.DataFrame],
     tmp: Path,
     threads: int,
+    runtime: Mapping[str, float],
 ) -> ModelPlan:
     """Fold counts per symbol and one calibration fold of `pred`."""
     from mlstrat.run import walkforward_options
 
+    feed_path, feed = calibration_feed
     schedule = _schedule(cfg, pred)
     folds = {s: len(schedule.split(_run_index(cfg, b))) for s, b in bars.items()}
     options = walkforward_options(cfg, pred)
     fold = schedule.split(feed.index)[0]
-    n_train, n_val = len(fold.train), len(fold.validation)
     params = _with_threads(pred.predictor, options["params"], threads, cfg.seed)
+    specs = _network_specs(pred.predictor, params)
+    cal_fold = _shrink(fold, feed.index) if specs else fold
     calibration = calibration_params(pred.predictor, params)
-    keras = calibration != params
-    cal_fold = _shrink(fold, feed.index) if keras else fold
     info = _calibrate(cfg, pred, options, calibration, cal_fold, feed_path, tmp, threads)
-    networks: list[NetworkCost] = []
-    spent = 0.0
     scale = (
-        n_train / max(1, len(cal_fold.train)),
-        n_val / max(1, len(cal_fold.validation)) if n_val else 0.0,
+        len(fold.train) / max(1, len(cal_fold.train)),
+        len(fold.validation) / max(1, len(cal_fold.validation)),
     )
-    for spec, timing in zip(_network_specs(pred.predictor, params), info["timing"], strict=True):
-        spent += float(timing["setup"]) + sum(float(t) for t in timing["epochs"])
-        networks.append(_network_cost(spec, timing, scale))
-    rest = max(0.0, float(info["fit_seconds"]) - spent)
+    networks = [
+        _network_cost(spec, t, scale) for spec, t in zip(specs, info["timing"], strict=True)
+    ]
+    spent = sum(float(t["setup"]) + sum(float(e) for e in t["epochs"]) for t in info["timing"])
     width = len(pred.features) if pred.features is not None else _n_features(feed)
-    window = max((s[1].get("window", s[1].get("memory", 1)) for s in _network_specs(pred.predictor, params)), default=1)  # fmt: skip
+    rows = len(fold.train) + len(fold.validation)
+    window = max((int(p.get("window", p.get("memory", 1))) for _, p in specs), default=1)
+    base = runtime["keras"] if specs else runtime["python"] + LIBRARY_MB
     return ModelPlan(
         name=pred.name,
         predictor=pred.predictor,
         folds=folds,
         warm_start=bool(pred.warm_start),
-        rest=round(rest, 3),
+        rest=round(max(0.0, float(info["fit_seconds"]) - spent), 3),
         networks=networks,
-        memory_mb=round(_memory_mb(feed, bars, networks, width, n_train + n_val), 1),
-        materialised_windows_mb=round((n_train + n_val) * window * width * 4 / 2**20, 1),
+        memory_mb=round(base + _data_mb(feed, bars, networks, width, rows), 1),
+        materialised_windows_mb=round(rows * window * width * 4 / 2**20, 1),
     )
 
 
@@ -543,32 +548,30 @@ def _network_cost(
     )
 
 
-def _memory_mb(
+def _data_mb(
     feed: pd.DataFrame,
     bars: Mapping[str, pd.DataFrame],
     networks: Sequence[NetworkCost],
     width: int,
     rows: int,
 ) -> float:
-    """Peak memory of one worker (see the module docstring), in MiB."""
+    """Memory of one worker's fold data and networks (see the module docstring), in MiB."""
     longest = max(len(b) for b in bars.values())
     feed_bytes = longest * feed.shape[1] * 8 * 2  # the feed and the slices a fold takes
     inputs = rows * width * (8 * 4 + 4 * 2) * max(1, len(networks))  # float64 copies, float32
     weights = sum(n.parameters for n in networks) * TRAINING_BYTES_PER_PARAM
-    runtime = _runtime_mb(bool(networks))
-    return runtime + (feed_bytes + inputs + weights) / 2**20
+    return (feed_bytes + inputs + weights) / 2**20
 
 
-def _runtime_mb(keras: bool) -> float:
-    """Resident memory of Python with the libraries a fold loads (measured in this process)."""
-    rss = 0.0
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB (0 where /proc is missing)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
+                return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return rss if keras else min(rss, 400.0) or 400.0
+    return 0.0
 
 
 # ---------------------------------------------------------------------------- the run's ETA
