@@ -31,8 +31,9 @@ chain, folds x seconds per fold. Calibration runs each fit with the thread
 count a run's worker gets (cores // workers), so the figures carry the
 machine's load at planning time.
 
-Memory per worker: the Python (+ TensorFlow) runtime measured here before
-calibrating, the feature feed, the 2-D model inputs (windows are gathered
+Memory per worker: the runtime a fresh worker loads (the walk-forward runner,
+and TensorFlow for Keras models), measured in a fresh interpreter because this
+process may already hold libraries a worker would not load, the feature feed, the 2-D model inputs (windows are gathered
 lazily, never copied out) and the networks' weights, gradients and Adam
 moments; TensorFlow's own working memory during a fit (~0.4 GB measured in
 benchmarks/train.py) is not in it.
@@ -67,8 +68,6 @@ CALIBRATION_EPOCHS = 2
 TYPICAL_BEST_EPOCH, TYPICAL_BEST_EPOCH_WARM = 3, 1
 #: Bytes per parameter kept by Adam training: weights, gradients, two moments (float32).
 TRAINING_BYTES_PER_PARAM = 16
-#: MiB a worker loads for a model without Keras (XGBoost's library, the runner's modules).
-LIBRARY_MB = 150.0
 #: Name of the plan a run directory keeps (`mlstrat run CONFIG --plan --out DIR`).
 PLAN_FILE = "plan.json"
 
@@ -232,7 +231,6 @@ def plan_experiment(config: Any, overrides: Mapping[str, Any] | None = None) -> 
 
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
-    runtime = {"python": _rss_mb()}
     cfg = _as_config(config, overrides)
     _build_predictors(cfg)
     cores = available_cores()
@@ -240,11 +238,12 @@ def plan_experiment(config: Any, overrides: Mapping[str, Any] | None = None) -> 
     threads = max(1, cores // workers)
     if all(p.warm_start for p in cfg.predictors):
         threads = cores  # warm chains run one fold at a time on every core
-    if any(_network_specs(p.predictor, p.params) for p in cfg.predictors):
+    keras = any(_network_specs(p.predictor, p.params) for p in cfg.predictors)
+    runtime = worker_runtime_mb(keras=keras)
+    if keras:
         from mlstrat.predictors.keras_utils import import_tf
 
         import_tf(threads)  # once, as a worker does before its first fold
-    runtime["keras"] = _rss_mb()
     bars = {f.symbol: _run_bars(cfg, f) for f in cfg.data.files}
     first = cfg.data.files[0]
     with tempfile.TemporaryDirectory(prefix="mlstrat-plan-") as tmp:
@@ -357,7 +356,7 @@ def _plan_model(
     width = len(pred.features) if pred.features is not None else _n_features(feed)
     rows = len(fold.train) + len(fold.validation)
     window = max((int(p.get("window", p.get("memory", 1))) for _, p in specs), default=1)
-    base = runtime["keras"] if specs else runtime["python"] + LIBRARY_MB
+    base = runtime["keras"] if specs else runtime["python"]
     return ModelPlan(
         name=pred.name,
         predictor=pred.predictor,
@@ -563,15 +562,48 @@ def _data_mb(
     return (feed_bytes + inputs + weights) / 2**20
 
 
-def _rss_mb() -> float:
-    """Resident memory of this process in MiB (0 where /proc is missing)."""
+_RUNTIME_PROBE = """
+import json, os, sys
+def rss():
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in open("/proc/self/status"):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+import mlstrat.walkforward.runner, xgboost
+found = {"python": rss()}
+if sys.argv[1] == "keras":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras, tensorflow
+    found["keras"] = rss()
+print(json.dumps(found))
+"""
+
+
+def worker_runtime_mb(*, keras: bool) -> dict[str, float]:
+    """Resident MiB of a fresh worker after importing the runner (`python`) and, with `keras`,
+    TensorFlow and Keras (`keras`); 0 where /proc is missing (the plan then omits them)."""
+    import subprocess
+    import sys
+
+    package_root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", _RUNTIME_PROBE, "keras" if keras else "plain"],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        found = {}
+    python = float(found.get("python", 0.0))
+    return {"python": python, "keras": float(found.get("keras", python))}
 
 
 # ---------------------------------------------------------------------------- the run's ETA
