@@ -133,6 +133,18 @@ def test_expected_maximum_sharpe_and_minimum_backtest_length_paper_numbers():
     )
 
 
+def test_min_trl_sharpe_ratio_efficient_frontier_example():
+    """Bailey & López de Prado (2012), "The Sharpe Ratio Efficient Frontier", the sampling
+    frequency example: to reject, at 95 % confidence, that an annualised Sharpe ratio of 2
+    is at most 1 with Normal returns (skewness 0, kurtosis 3) takes a track record of 2.73
+    years of daily returns, 2.83 of weekly and 3.24 of monthly. Per-bar figures are the
+    annual ones over sqrt(bars per year), as in the paper."""
+    for bars_per_year, years in ((252, 2.73), (52, 2.83), (12, 3.24)):
+        root = math.sqrt(bars_per_year)
+        bars = min_track_record_length(2 / root, 0.0, 3.0, 1 / root, 0.95)
+        assert bars / bars_per_year == pytest.approx(years, abs=0.005)
+
+
 def test_psr_at_the_minimum_track_record_length_is_the_confidence():
     # MinTRL inverts PSR: a track record exactly that long reaches the confidence.
     sr, g3, g4, bench = 0.08, -0.9, 7.5, 0.02
