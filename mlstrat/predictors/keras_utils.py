@@ -91,12 +91,52 @@ def import_keras(n_threads: int | None = None) -> Any:
     return keras
 
 
+class _ThreadSeeds:
+    """Where Keras draws the seeds of layers built without one, per thread.
+
+    Keras takes them from the process-wide `random` module, which other threads
+    of the process use too (a Dask worker's event loop draws from it while a
+    fold builds its network), so the same seed gave different weights on Dask
+    than on loky. `set_seed` gives the calling thread its own generator.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._local = threading.local()
+
+    def seed(self, seed: int) -> None:
+        import random
+
+        self._local.rng = random.Random(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        import random
+
+        return getattr(getattr(self._local, "rng", None) or random, name)
+
+
+_THREAD_SEEDS = _ThreadSeeds()
+
+
+def _use_thread_seeds(seed: int) -> None:
+    try:
+        from keras.src.random import seed_generator
+    except ImportError:  # another Keras layout: its process-wide seeding stays
+        return
+    if getattr(seed_generator, "python_random", None) is not _THREAD_SEEDS:
+        seed_generator.python_random = _THREAD_SEEDS
+    _THREAD_SEEDS.seed(seed)
+
+
 def set_seed(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow and make TF ops deterministic (bit-for-bit reruns)."""
+    """Seed Python, numpy and TensorFlow and make TF ops deterministic (bit-for-bit reruns),
+    with this thread's own source of Keras layer seeds (see `_ThreadSeeds`)."""
     tf = import_tf()
     import keras
 
     keras.utils.set_random_seed(int(seed))
+    _use_thread_seeds(int(seed))
     tf.config.experimental.enable_op_determinism()
 
 
