@@ -159,6 +159,34 @@ def test_rebuild_is_atomic_and_failures_leave_the_old_report(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temp dirs left
 
 
+@pytest.mark.parametrize("builder", ["report", "comparison", "sweep"])
+def test_a_failed_build_removes_only_its_own_staging_folder(tmp_path, monkeypatch, builder):
+    # Every page builder stages in a marked temporary sibling and removes it on failure; a
+    # staging folder swapped for a link to the user's folder loses the link, never their files.
+    outside = tmp_path / "mine"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+
+    def swap_then_fail(charts, tmp, **kwargs):
+        tmp.rename(moved / tmp.name)
+        tmp.symlink_to(outside, target_is_directory=True)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(H, "save_charts", swap_then_fail)
+    res, out = make_result(120, seed=3), tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        if builder == "report":
+            H.build_report(res, out)
+        elif builder == "comparison":
+            H.build_comparison({"a": res, "b": make_result(120, seed=4)}, out)
+        else:
+            H.build_sweep_report(pd.DataFrame(), {}, {}, None, out)
+    assert (outside / "precious.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "moved"]  # link removed
+
+
 def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path):
     other = tmp_path / "reports"
     other.mkdir()

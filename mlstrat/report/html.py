@@ -26,7 +26,6 @@ import html
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import pandas as pd
 
 import mlstrat
 from mlstrat.errors import ConfigError
-from mlstrat.fileio import json_text, replace_dir, tmp_name
+from mlstrat.fileio import json_text, staged_dir
 from mlstrat.report.metrics import Metrics, compute_metrics
 from mlstrat.report.paths import PathDistribution, paths_block, paths_section
 from mlstrat.report.plots import Chart, make_charts, make_comparison_charts, save_charts
@@ -843,8 +842,18 @@ def render_report_html(
     return _page(title, _subtitle(result, metrics), "".join(parts))
 
 
-def _prepare_dir(out: Path) -> Path:
-    """Refuse to replace a directory that is not a report; return a fresh temporary sibling."""
+@contextlib.contextmanager
+def _assembled(out: Path) -> Iterator[Path]:
+    """A fresh temporary sibling of report directory `out` to fill (`fileio.staged_dir`):
+    renamed into place when the block succeeds, removed when it fails, so readers never see
+    half a report; a path that is not a report directory is refused first."""
+    _check_report_dir(out)
+    with staged_dir(out) as tmp:
+        yield tmp
+
+
+def _check_report_dir(out: Path) -> None:
+    """Refuse to replace a path that is not a report directory (a user's folder or file)."""
     if out.exists():
         if not out.is_dir():
             raise ConfigError(
@@ -858,10 +867,6 @@ def _prepare_dir(out: Path) -> Path:
                 file=out,
                 fix="pass a new or empty directory, or a report directory to rebuild",
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name(out)
-    tmp.mkdir()
-    return tmp
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -896,8 +901,7 @@ def build_report(
     title = title or str(
         result.config.get("name") or f"Backtest report: {', '.join(result.symbols) or out.name}"
     )
-    tmp = _prepare_dir(out)
-    try:
+    with _assembled(out) as tmp:
         result.write_files(tmp)
         data = to_jsonable({"title": title, **metrics.to_dict()})
         extra = []
@@ -908,10 +912,6 @@ def build_report(
         charts = save_charts(make_charts(result, metrics, log_scale=log_scale), tmp, dpi=dpi)
         page = render_report_html(result, metrics, data, charts, tmp, title, extra)
         (tmp / REPORT_FILE).write_text(page, encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / REPORT_FILE
 
 
@@ -1001,8 +1001,7 @@ def build_comparison(
     """
     runs = _runs(results, names, periods_per_year, risk_free, statistics)
     out = Path(out_dir)
-    tmp = _prepare_dir(out)
-    try:
+    with _assembled(out) as tmp:
         data = to_jsonable({"title": title, "runs": {r.name: r.metrics.to_dict() for r in runs}})
         shown = next((r.name for r in runs if r.name in (paths or {})), None)
         if shown is not None:
@@ -1073,10 +1072,6 @@ def build_comparison(
             )
         subtitle = [f"{len(runs)} runs: " + ", ".join(r.name for r in runs)]
         (tmp / REPORT_FILE).write_text(_page(title, subtitle, "".join(parts)), encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / REPORT_FILE
 
 
@@ -1140,19 +1135,6 @@ def _comparison_pbo(runs: list[_Run], options: StatisticsOptions) -> tuple[dict[
 
 METRIC_FORMATS.setdefault("rank", ("Rank", "int"))
 METRIC_FORMATS.setdefault("psr", ("PSR: P(Sharpe > 0)", "pct"))
-
-
-@contextlib.contextmanager
-def _assembled(out: Path) -> Iterator[Path]:
-    """A fresh temporary sibling of report directory `out` to fill: renamed into place when
-    the block succeeds, removed when it fails (readers never see half a report)."""
-    tmp = _prepare_dir(out)
-    try:
-        yield tmp
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def build_sweep_report(
