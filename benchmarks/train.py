@@ -11,7 +11,7 @@ Sections (``--sections``, default all; one JSON object holds them all):
   until the validation loss (the model's own loss without the L2 weight penalty
   Keras adds to `val_loss`) first reaches the best one plain Keras reaches
   (`model.fit` on materialised windows, Keras' default batch of 32, early
-  stopping patience 10), ours (the adapter with the batch size and learning
+  stopping patience 10 on `val_loss`), ours (the adapter with the batch size and learning
   rate configs/full.yaml gives it; --ours KEY=VALUE overrides) vs plain, and
   both best validation losses. speedup_vs_keras_fit is the smallest per model.
 * warm_start: the full.yaml hybrid (lstm + lstm_attention at seed sizes) over 12
@@ -282,33 +282,19 @@ def _reach(losses: list[float], seconds: list[float], setup: float, target: floa
     return None
 
 
-def penalty_recorder(keras: Any) -> Any:
-    """A callback keeping, per epoch, the weight penalty (L2) Keras adds to `val_loss`: the
-    seeds' networks carry L2 1e-3, so `val_loss` mostly tracks shrinking weights; the
-    prediction loss alone is `val_loss` minus this."""
-
-    class PenaltyRecorder(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.penalties: list[float] = []
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            total = sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses)
-            self.penalties.append(total)
-
-    return PenaltyRecorder()
-
-
-def _pure(losses: list[float], penalties: list[float]) -> list[float]:
-    return [float(v) - p for v, p in zip(losses, penalties, strict=True)]
-
-
 def _plain_fit(ours: Any, data: dict[str, Any], target: str, params: dict, quick: bool) -> dict:
     """Plain Keras on the same network, rows and scaling: materialised windows, model.fit with
     its default batch size (32) and shuffling, EarlyStopping(patience, best weights)."""
     import keras
 
-    from mlstrat.predictors.keras_utils import epoch_timer, gather_windows, set_seed, window_ready
+    from mlstrat.predictors.keras_utils import (
+        VAL_DATA_LOSS,
+        data_loss_logger,
+        epoch_timer,
+        gather_windows,
+        set_seed,
+        window_ready,
+    )
     from mlstrat.predictors.registry import create_predictor
 
     started = time.perf_counter()
@@ -333,23 +319,22 @@ def _plain_fit(ours: Any, data: dict[str, Any], target: str, params: dict, quick
     set_seed(42)
     model = plain._build_model(X_fit.shape[2], int(np.ceil(len(X_fit) / 32)))
     timer = epoch_timer(keras)
-    penalty = penalty_recorder(keras)
     history = model.fit(
         X_fit,
         y_fit,
         validation_data=(Xv, yv),
         epochs=plain.epochs,
         callbacks=[
+            data_loss_logger(keras),  # records the loss without the penalty; stops on val_loss
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=plain.patience, restore_best_weights=True
             ),
-            penalty,
             timer,
         ],
         verbose=0,
     )
     losses = [float(v) for v in history.history["val_loss"]]
-    pure = _pure(losses, penalty.penalties)
+    pure = [float(v) for v in history.history[VAL_DATA_LOSS]]
     best = int(np.argmin(pure))
     return {
         "batch_size": 32,
@@ -367,6 +352,7 @@ def _plain_fit(ours: Any, data: dict[str, Any], target: str, params: dict, quick
 
 def seed_fold_section(quick: bool, only: str | None, ours: dict[str, Any]) -> dict[str, Any]:
     """Per seed model: wall time to plain Keras' best validation loss, ours vs plain."""
+    from mlstrat.predictors.keras_utils import VAL_DATA_LOSS
     from mlstrat.predictors.registry import create_predictor
 
     data = seed_fold_data(quick)
@@ -385,20 +371,11 @@ def seed_fold_section(quick: bool, only: str | None, ours: dict[str, Any]) -> di
             params = {**params, **_tiny_params(name)}
         chosen = {k: v for k, v in configured.get(name, {}).items() if k in TRAINING_KEYS}
         mine = create_predictor(name, **{**params, **chosen, **ours})
-        import keras
-
-        penalty = penalty_recorder(keras)
-        own_callbacks = mine._extra_callbacks
-        mine._extra_callbacks = lambda k, monitor, own=own_callbacks, extra=penalty: [
-            *own(k, monitor),
-            extra,
-        ]
         started = time.perf_counter()
         mine.fit(data["X"], data["y"][target], validation=(data["X_val"], data["y_val"][target]))
         total = time.perf_counter() - started
-        del mine._extra_callbacks
         plain = _plain_fit(mine, data, target, params, quick)
-        losses = _pure(mine.history_["val_loss"], penalty.penalties)
+        losses = mine.history_[VAL_DATA_LOSS]
         timing = mine.fit_timing_
         reach = _reach(losses, timing["epochs"], timing["setup"], plain["best_val_loss"])
         models[name] = {

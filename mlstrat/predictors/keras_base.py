@@ -14,7 +14,9 @@ same way for all of them:
   (`validation_fraction` of the samples) after a `validation_gap` so labels
   that look ahead do not overlap it; scalers see the fitted rows only;
 * training is seeded (`seed`, op determinism) with EarlyStopping (best
-  weights restored) and a best-weights checkpoint in a temporary directory;
+  weights restored) and a best-weights checkpoint in a temporary directory,
+  both following the validation loss without the L2 weight penalty
+  (`keras_utils.VAL_DATA_LOSS`; the training loss when there is no validation);
   `warm_start_from(previous)` starts the next fit from an earlier fold's
   weights with the smaller `warm_epochs` / `warm_patience` budget;
 * `predict` runs the compiled batched function, `predict_one` the fixed-shape
@@ -46,8 +48,10 @@ from mlstrat.predictors.compat import (
     training_means,
 )
 from mlstrat.predictors.keras_utils import (
+    VAL_DATA_LOSS,
     CompiledInference,
     WindowSet,
+    data_loss_logger,
     epoch_timer,
     import_keras,
     import_tf,
@@ -471,16 +475,21 @@ class KerasSequencePredictor(Predictor):
         model = self._build_model(train.n_features, steps)
         if self._warm_weights is not None:
             self._set_warm_weights(model)
-        monitor = "val_loss" if val is not None else "loss"
+        monitor = VAL_DATA_LOSS if val is not None else "loss"
         timer = epoch_timer(keras)
         with tempfile.TemporaryDirectory(prefix="mlstrat-ckpt-") as tmp:
             ckpt = Path(tmp) / "best.weights.h5"
             callbacks = [
+                data_loss_logger(keras),
                 keras.callbacks.EarlyStopping(
-                    monitor=monitor, patience=patience, restore_best_weights=True
+                    monitor=monitor, mode="min", patience=patience, restore_best_weights=True
                 ),
                 keras.callbacks.ModelCheckpoint(
-                    str(ckpt), monitor=monitor, save_best_only=True, save_weights_only=True
+                    str(ckpt),
+                    monitor=monitor,
+                    mode="min",
+                    save_best_only=True,
+                    save_weights_only=True,
                 ),
                 *self._extra_callbacks(keras, monitor),
                 timer,

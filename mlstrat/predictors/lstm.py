@@ -177,6 +177,7 @@ class _ReduceLROnPlateau:
         return [
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor,
+                mode="min",
                 factor=self.lr_factor,
                 patience=int(self.lr_patience),
                 min_lr=self.min_lr,

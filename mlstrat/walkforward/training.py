@@ -27,6 +27,7 @@ from mlstrat.errors import ConfigError
 from mlstrat.features.labels import uniqueness_weights
 from mlstrat.features.targets import encode_labels, horizon_of
 from mlstrat.predictors.base import OUTCOME_COLUMNS, Prediction, Predictor
+from mlstrat.predictors.keras_utils import VAL_DATA_LOSS
 from mlstrat.walkforward.outcomes import (
     DEFAULT_COMMISSION,
     DEFAULT_SLIPPAGE,
@@ -354,14 +355,15 @@ def _best_iteration(model: Predictor) -> int | None:
 
 def best_epoch(model: Predictor) -> int | None:
     """1-based epoch whose weights a Keras model kept: `best_epoch_`, else the epoch with the
-    lowest validation (or training) loss in its history (EarlyStopping restores that one)."""
+    lowest monitored loss in its history (EarlyStopping restores that one): the validation
+    loss without the weight penalty, else `val_loss` (older histories), else the training loss."""
     value = getattr(model, "best_epoch_", None)
     if value is not None:
         return int(value)
     history = getattr(model, "history_", None)
     if not isinstance(history, dict):
         return None
-    losses = history.get("val_loss") or history.get("loss")
+    losses = history.get(VAL_DATA_LOSS) or history.get("val_loss") or history.get("loss")
     if not isinstance(losses, list) or not losses:
         return None
     return int(np.nanargmin(np.asarray(losses, dtype=float))) + 1
