@@ -25,7 +25,7 @@ from mlstrat.predictors.registry import load_predictor
 from mlstrat.predictors.transformer import TransformerPredictor
 from mlstrat.predictors.volatility import VolatilityLSTMPredictor
 from mlstrat.run import run_experiment
-from mlstrat.walkforward import WalkForward, run_walk_forward
+from mlstrat.walkforward import WalkForward, run_walk_forward, runner
 from mlstrat.walkforward.leakage import perturb_after
 from mlstrat.walkforward.runner import load_feed, warm_sources
 
@@ -117,6 +117,33 @@ def test_resume_retrains_the_chain_after_the_first_missing_fold(run, feed, tmp_p
     pd.testing.assert_frame_equal(again.predictions(), run.predictions())
     for k in range(3):  # same seed, same chain: the same weights bit for bit
         assert _same_weights(copy_dir / "folds" / f"{k:03d}", run.out / "folds" / f"{k:03d}")
+
+
+def test_a_chain_split_over_fresh_processes_gives_the_same_weights(
+    run, feed, tmp_path, monkeypatch
+) -> None:
+    """Every fold in its own worker process (the chain reads each start from disk) ends
+    with the same weights bit for bit as the chain in one worker."""
+    from joblib.externals.loky import process_executor
+
+    pools = []
+
+    class Counted(process_executor.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(process_executor, "ProcessPoolExecutor", Counted)
+    monkeypatch.setattr(runner, "CHAIN_FOLDS_PER_PROCESS", 1)
+    again = _run(feed, tmp_path / "wf")
+    assert len(pools) == 3  # one worker process per fold
+    pd.testing.assert_frame_equal(again.predictions(), run.predictions())
+    for k in range(3):
+        assert _same_weights(tmp_path / "wf" / "folds" / f"{k:03d}", run.out / "folds" / f"{k:03d}")
+    # and as the chain ran before it moved out of the calling process
+    monkeypatch.setattr(runner, "_recycled_chain", lambda chain: map(runner.run_fold, chain))
+    here = _run(feed, tmp_path / "here")
+    pd.testing.assert_frame_equal(here.predictions(), run.predictions())
 
 
 def test_no_fold_of_the_chain_sees_rows_after_the_next_fold_s_training_end(

@@ -34,6 +34,10 @@ With ``warm_start=True`` (Keras predictors) the folds form one chain instead:
 each starts from the previous fold's final weights (`warm_sources` picks the
 latest earlier fold that saw only rows before its training end) with a
 smaller epoch budget, and they run one after another with all cores' threads.
+Locally the chain runs in a worker process replaced every
+`CHAIN_FOLDS_PER_PROCESS` folds: the next fold reads its start from the saved
+fold directory, so nothing is lost, and what TensorFlow keeps from every
+model it built (about 45 MB a fold) is released with the process.
 
 Event targets (`triple_barrier_h`, `price_jump_h`, `net_return_h`) carry their end
 times in the feed (`<target>_t1`); when the model learns one, every row is
@@ -51,7 +55,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +113,8 @@ THREAD_ENV_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
+#: Folds of a local warm-start chain one worker process runs before a fresh one takes over.
+CHAIN_FOLDS_PER_PROCESS = 8
 #: Target kinds a walk-forward run picks by default (the first such target of the feed).
 _DEFAULT_TARGET_KINDS = ("direction", "three_class")
 
@@ -868,7 +874,8 @@ def _execute(
     on_fold: Callable[[str], None] | None = None,
 ) -> None:
     """Run every chain (a list of folds run in order) on `workers` loky or Dask workers;
-    a single local chain runs here, fold by fold, so the bar moves with every fold."""
+    a single local chain runs fold by fold in recycled worker processes
+    (`_recycled_chain`), so the bar moves with every fold."""
     from joblib import Parallel, delayed, parallel_config
 
     from mlstrat.progress import progress_bar
@@ -891,8 +898,8 @@ def _execute(
         if not chains:
             return
         if backend == "loky" and len(chains) == 1:
-            for task in chains[0]:
-                finished([run_fold(task)])
+            for path in _recycled_chain(chains[0]):
+                finished([path])
             return
         if backend == "loky":
             with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
@@ -915,6 +922,22 @@ def _execute(
                 cluster.close()
     finally:
         bar.close()
+
+
+def _recycled_chain(chain: Sequence[FoldTask]) -> Iterator[str]:
+    """Run a chain's folds in order, each batch of `CHAIN_FOLDS_PER_PROCESS` in a fresh loky
+    worker process; yields each fold's directory as it finishes."""
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+    for start in range(0, len(chain), CHAIN_FOLDS_PER_PROCESS):
+        pool = ProcessPoolExecutor(max_workers=1)
+        finished = False
+        try:
+            for task in chain[start : start + CHAIN_FOLDS_PER_PROCESS]:
+                yield pool.submit(run_fold, task).result()
+            finished = True
+        finally:
+            pool.shutdown(wait=finished, kill_workers=not finished)
 
 
 def _dask_client(scheduler: Any, workers: int) -> tuple[Any, Any, bool]:
