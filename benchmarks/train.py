@@ -23,7 +23,14 @@ Sections (``--sections``, default all; one JSON object holds them all):
   46 features, one subprocess per variant: "before" materialises the windows
   (gather_windows + model.fit on arrays, the path before issue 17), "after" is
   the adapter's lazy tf.data pipeline. Ratio before / after, of the whole
-  process and of the growth over the process after TensorFlow and the data loaded.
+  process and of the growth over the process after TensorFlow and the data loaded;
+  "after" once more with glibc's MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB, to show
+  how much of the lazy fit's peak is freed memory the allocator keeps.
+* chain_memory: a warm-started chain of the seed LSTM (window 50, 128/64/32, one
+  or two epochs a fold) over 24 consecutive folds of BTCUSDT 1h, in a fresh
+  subprocess per variant: all folds in the calling process (before) or in the
+  runner's worker processes replaced every CHAIN_FOLDS_PER_PROCESS folds (after);
+  peak RSS of the largest process, and the caller's RSS after each fold.
 * plan: `mlstrat run configs/full.yaml --plan` total hours (`mlstrat.plan`), as
   configured and with the pre-issue-17 settings (cold start, batch 32).
 
@@ -67,7 +74,7 @@ DATA = REPO / "datasets" / "BTCUSDT-1m-2025-07.parquet"
 SHARED_1H = REPO.parent / "shared" / "datasets" / "binance" / "BTCUSDT-1h.parquet"
 SAMPLE_1H = REPO / "datasets" / "BTCUSDT-1h.parquet"
 FULL_CONFIG = REPO / "configs" / "full.yaml"
-SECTIONS = ("adapters", "seed_fold", "warm_start", "windows_memory", "plan")
+SECTIONS = ("adapters", "seed_fold", "warm_start", "windows_memory", "chain_memory", "plan")
 ADAPTERS = (
     "xgboost",
     "lstm",
@@ -455,7 +462,9 @@ def _warm_feed(tmp: Path, quick: bool, n_folds: int) -> tuple[Path, Any]:
     from mlstrat.walkforward.splits import WalkForward
 
     splits = WalkForward(train=300, test=100) if quick else WalkForward(train="4mo", test="2mo")
-    bars = _one_h_bars(quick).iloc[-(1500 if quick else 24 * 30 * 31) :]
+    months = 2 * n_folds + 7  # 4 months of training, 2 per fold, and room for the warm-up
+    quick_bars = 1500 + 100 * max(0, n_folds - 3)
+    bars = _one_h_bars(quick).iloc[-(quick_bars if quick else 24 * 30 * months) :]
     feed = build_feature_feed(bars, "lstm", targets=["direction:1"])
     folds = splits.split(feed.index)
     if len(folds) < n_folds:
@@ -577,31 +586,48 @@ def memory_child(variant: str, quick: bool) -> dict[str, Any]:
     }
 
 
-def _maxrss_mb() -> float:
-    """Peak RSS of this process image in MiB: VmHWM, which exec resets; ru_maxrss (the same
-    where VmHWM is missing) keeps the parent's peak at fork on Linux."""
+def _status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB; None where it is missing."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def _maxrss_mb() -> float:
+    """Peak RSS of this process image in MiB: VmHWM, which exec resets; ru_maxrss (the same
+    where VmHWM is missing) keeps the parent's peak at fork on Linux."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _in_fresh_process(flag: str, variant: str, quick: bool, **env: str) -> dict[str, Any]:
+    """The JSON this script prints with `flag variant`, run in a new process (with `env`)."""
+    cmd = [sys.executable, __file__, flag, variant] + (["--quick"] if quick else [])
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _in_fresh_processes(flag: str, quick: bool) -> dict[str, dict[str, Any]]:
+    """`flag before` and `flag after`, each in a new process."""
+    return {v: _in_fresh_process(flag, v, quick) for v in ("before", "after")}
 
 
 def windows_memory_section(quick: bool) -> dict[str, Any]:
     """Peak RSS of the materialised and the lazy fit, one subprocess each."""
-    found = {}
-    for variant in ("before", "after"):
-        cmd = [sys.executable, __file__, "--memory-variant", variant] + (
-            ["--quick"] if quick else []
-        )
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        found[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _in_fresh_processes("--memory-variant", quick)
     before, after = found["before"], found["after"]
     growth = {
         v: found[v]["peak_rss_mb"] - found[v]["rss_after_tensorflow_and_data_mb"] for v in found
     }
+    # glibc keeps freed batch-sized blocks in its arenas once its mmap threshold has risen
+    # to their size; a fixed threshold returns them (at a cost in time), shown for scale
+    fixed = _in_fresh_process("--memory-variant", "after", quick, MALLOC_MMAP_THRESHOLD_="131072")
     n, window, n_features = QUICK_MEMORY_SHAPE if quick else MEMORY_SHAPE
     return {
         "bars": n,
@@ -612,6 +638,78 @@ def windows_memory_section(quick: bool) -> dict[str, Any]:
         "after": after,
         "peak_rss_ratio_before_over_after": round(before["peak_rss_mb"] / after["peak_rss_mb"], 2),
         "growth_ratio_before_over_after": round(growth["before"] / max(growth["after"], 1.0), 2),
+        "after_with_malloc_mmap_threshold_128k": fixed,
+        "peak_rss_ratio_before_over_after_with_threshold": round(
+            before["peak_rss_mb"] / fixed["peak_rss_mb"], 2
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------- chain memory
+
+CHAIN_FOLDS = 24
+
+
+def chain_memory_child(variant: str, quick: bool) -> dict[str, Any]:
+    """In a fresh process: the seed LSTM warm-started over consecutive folds, every fold in
+    this process ("before") or in the runner's recycled worker processes ("after")."""
+    from mlstrat.walkforward import runner
+
+    if variant == "before":
+        runner._recycled_chain = lambda chain: map(runner.run_fold, chain)
+    n_folds = 4 if quick else CHAIN_FOLDS
+    params = (
+        {**_TINY_LSTM, "epochs": 1}
+        if quick
+        else {"window": 50, "units": (128, 64, 32), "batch_size": 256, "learning_rate": 0.003}
+    )
+    params = {**params, "epochs": 2, "patience": 1, "warm_epochs": 1, "warm_patience": 1}
+    rss: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-chain-") as tmp:
+        feed, splits = _warm_feed(Path(tmp), quick, n_folds)
+        started = time.perf_counter()
+        runner.run_walk_forward(
+            feed,
+            predictor="lstm",
+            params=params,
+            target="direction_1",
+            splits=splits,
+            out=Path(tmp) / "wf",
+            n_jobs=1,
+            seed=42,
+            progress=False,
+            warm_start=True,
+            on_fold=lambda _path: rss.append(round(_status_mb("VmRSS") or 0.0, 1)),
+        )
+        seconds = time.perf_counter() - started
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "variant": variant,
+        "folds": n_folds,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb_caller": round(_maxrss_mb(), 1),
+        "peak_rss_mb_workers": round(workers, 1),
+        "rss_mb_caller_after_each_fold": rss,
+    }
+
+
+def chain_memory_section(quick: bool) -> dict[str, Any]:
+    """Peak RSS of a warm chain run in one process and in recycled workers."""
+    found = _in_fresh_processes("--chain-variant", quick)
+    peak = {v: max(r["peak_rss_mb_caller"], r["peak_rss_mb_workers"]) for v, r in found.items()}
+    series = found["before"]["rss_mb_caller_after_each_fold"]
+    slope = float(np.polyfit(np.arange(len(series)), series, 1)[0]) if len(series) > 2 else None
+    from mlstrat.walkforward.runner import CHAIN_FOLDS_PER_PROCESS
+
+    return {
+        "folds_per_process": CHAIN_FOLDS_PER_PROCESS,
+        **found,
+        "rss_growth_mb_per_fold_in_one_process": None if slope is None else round(slope, 1),
+        "peak_rss_mb": {v: round(p, 1) for v, p in peak.items()},
+        "peak_rss_ratio_before_over_after": round(peak["before"] / peak["after"], 2),
+        "time_ratio_after_over_before": round(
+            found["after"]["seconds"] / found["before"]["seconds"], 2
+        ),
     }
 
 
@@ -698,9 +796,13 @@ def main() -> None:
         "--ours", action="append", default=[], metavar="KEY=VALUE", help="seed_fold: our settings"
     )
     parser.add_argument("--memory-variant", choices=("before", "after"), help=argparse.SUPPRESS)
+    parser.add_argument("--chain-variant", choices=("before", "after"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_variant:
         print(json.dumps(memory_child(args.memory_variant, args.quick)))
+        return
+    if args.chain_variant:
+        print(json.dumps(chain_memory_child(args.chain_variant, args.quick)))
         return
     sections = [s for s in args.sections.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -720,6 +822,8 @@ def main() -> None:
         out["seed_fold"] = seed_fold_section(args.quick, args.only, ours)
     if "warm_start" in sections:
         out["warm_start"] = warm_start_section(args.quick)
+    if "chain_memory" in sections:
+        out["chain_memory"] = chain_memory_section(args.quick)
     if "plan" in sections:
         out.update(plan_section(args.quick))
     out["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)

@@ -21,7 +21,7 @@ def test_quick_benchmark_prints_the_acceptance_keys() -> None:
             str(REPO / "benchmarks" / "train.py"),
             "--quick",
             "--sections",
-            "windows_memory,seed_fold,warm_start,plan",
+            "windows_memory,seed_fold,warm_start,chain_memory,plan",
             "--only",
             "lstm",
         ],
@@ -38,6 +38,11 @@ def test_quick_benchmark_prints_the_acceptance_keys() -> None:
     assert seed["val_metric_ours"] > 0 and seed["val_metric_keras"] > 0
     keras_fit = seed["models"]["lstm"]["keras_fit"]
     assert keras_fit["best_val_loss"] == pytest.approx(min(keras_fit["val_losses"]), abs=1e-5)
+    # plain's target: the epoch its EarlyStopping on val_loss (penalty included) gives back
+    with_penalty = keras_fit["val_losses_with_penalty"]
+    kept = keras_fit["kept_epoch"] - 1
+    assert with_penalty[kept] == min(with_penalty)
+    assert keras_fit["kept_val_loss"] == pytest.approx(keras_fit["val_losses"][kept], abs=1e-5)
     warm = out["warm_start"]
     assert warm["folds"] == 3 and warm["time_ratio_cold_over_warm"] > 0
     assert isinstance(warm["auc_delta"], float)
@@ -46,5 +51,9 @@ def test_quick_benchmark_prints_the_acceptance_keys() -> None:
     memory = out["windows_memory"]
     assert memory["peak_rss_ratio_before_over_after"] > 0
     assert memory["before"]["variant"] == "before" and memory["after"]["variant"] == "after"
+    chain = out["chain_memory"]
+    assert len(chain["before"]["rss_mb_caller_after_each_fold"]) == chain["before"]["folds"] == 4
+    assert chain["after"]["peak_rss_mb_workers"] > 0  # the folds ran in worker processes
+    assert chain["peak_rss_ratio_before_over_after"] > 0
     assert out["full_plan_hours"] > 0
     assert {"start", "end"} <= set(out["load_average_1min"])

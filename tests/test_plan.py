@@ -19,6 +19,7 @@ from mlstrat.cli import main
 from mlstrat.config import parse_config
 from mlstrat.data import load_bars
 from mlstrat.plan import (
+    TYPICAL_BEST_EPOCH,
     EtaModel,
     ModelPlan,
     NetworkCost,
@@ -65,11 +66,13 @@ def test_network_cost_from_calibration_timing_by_hand() -> None:
     cost = _network_cost(("lstm", {"epochs": 50, "patience": 10}), timing, (4.0, 2.0))
     # tracing: 5 - 2; a full epoch: training part (2 - 0.5) x 4 + validation 0.5 x 2
     assert (cost.setup, cost.trace, cost.epoch) == (0.5, 3.0, 7.0)
-    # early stopping: best epoch ~3 + patience 10; warm: 50 // 5 = 10 epochs, patience 10 // 3
-    assert (cost.epochs_expected, cost.epochs_max) == (13, 50)
+    # early stopping: the typical best epoch + patience 10; warm: 50 // 5 = 10 epochs,
+    # patience 10 // 3
+    expected = TYPICAL_BEST_EPOCH + 10
+    assert (cost.epochs_expected, cost.epochs_max) == (expected, 50)
     assert (cost.warm_epochs_expected, cost.warm_epochs_max) == (4, 10)
     assert cost.parameters == 99
-    assert cost.seconds() == 0.5 + 3.0 + 13 * 7.0
+    assert cost.seconds() == 0.5 + 3.0 + expected * 7.0
     assert cost.seconds(warm=True, maximum=True) == 0.5 + 3.0 + 10 * 7.0
     short = _network_cost(("lstm", {"epochs": 5, "patience": 2}), timing, (1.0, 1.0))
     assert short.epochs_expected == 5  # capped by the budget
