@@ -246,3 +246,7 @@ class OwnershipError(_LocatedError):
 
 class LockError(_LocatedError):
     """Another process holds the lock on a run directory or cache entry."""
+
+
+class WorkerError(_LocatedError):
+    """A worker process running folds died (killed for memory, or a crash in native code)."""

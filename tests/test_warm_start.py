@@ -8,6 +8,7 @@ perturbation inside fold k-1's training rows does change them (so the check can 
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import yaml
 from test_config import base_raw
 from walkforward_data import sample_bars, write_feed
 
-from mlstrat.errors import ConfigError
+from mlstrat.errors import ConfigError, WorkerError
 from mlstrat.predictors.hybrid import HybridPredictor
 from mlstrat.predictors.lstm import LSTMPredictor
 from mlstrat.predictors.registry import load_predictor
@@ -144,6 +145,29 @@ def test_a_chain_split_over_fresh_processes_gives_the_same_weights(
     monkeypatch.setattr(runner, "_recycled_chain", lambda chain: map(runner.run_fold, chain))
     here = _run(feed, tmp_path / "here")
     pd.testing.assert_frame_equal(here.predictions(), run.predictions())
+
+
+def _die(task) -> None:
+    """Stands in for run_fold in the chain's worker: the process dies (as if killed for memory)."""
+    os._exit(3)
+
+
+def test_a_worker_dying_mid_chain_is_a_worker_error_and_keeps_finished_folds(
+    run, feed, tmp_path, monkeypatch
+) -> None:
+    copy_dir = tmp_path / "wf"
+    shutil.copytree(run.out, copy_dir)
+    shutil.rmtree(copy_dir / "folds" / "001")  # two folds to run: a chain in workers
+    monkeypatch.setattr(runner, "CHAIN_FOLDS_PER_PROCESS", 1)
+    real = runner.run_fold
+    monkeypatch.setattr(runner, "run_fold", _die)  # pickled by reference: the worker runs it
+    with pytest.raises(WorkerError, match="worker process died") as caught:
+        _run(feed, copy_dir)
+    assert "run again" in str(caught.value)
+    monkeypatch.setattr(runner, "run_fold", real)
+    again = _run(feed, copy_dir)
+    assert (again.n_trained, again.n_resumed) == (2, 1)
+    pd.testing.assert_frame_equal(again.predictions(), run.predictions())
 
 
 def test_no_fold_of_the_chain_sees_rows_after_the_next_fold_s_training_end(

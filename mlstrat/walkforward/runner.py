@@ -37,7 +37,9 @@ smaller epoch budget, and they run one after another with all cores' threads.
 Locally the chain runs in a worker process replaced every
 `CHAIN_FOLDS_PER_PROCESS` folds: the next fold reads its start from the saved
 fold directory, so nothing is lost, and what TensorFlow keeps from every
-model it built (about 45 MB a fold) is released with the process.
+model it built (about 57 MB a fold for the seed LSTM) is released with the
+process. As for parallel folds, a predictor class must then be importable by
+the worker (defined in a module, not in a notebook or `__main__`).
 
 Event targets (`triple_barrier_h`, `price_jump_h`, `net_return_h`) carry their end
 times in the feed (`<target>_t1`); when the model learns one, every row is
@@ -48,6 +50,7 @@ purged by its own end (`WalkForward.split(index, ends)`), and trade outcomes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -63,7 +66,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError
+from mlstrat.errors import ConfigError, IntegrityError, ModelLoadError, SchemaError, WorkerError
 from mlstrat.features.targets import (
     Target,
     encode_labels,
@@ -897,16 +900,20 @@ def _execute(
     try:
         if not chains:
             return
-        if backend == "loky" and len(chains) == 1:
-            for path in _recycled_chain(chains[0]):
-                finished([path])
+        if backend == "loky" and len(chains) == 1 and len(chains[0]) == 1:
+            finished([run_fold(chains[0][0])])  # one fold: here, as n_jobs=1 runs folds
             return
         if backend == "loky":
-            with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
-                for paths in Parallel(return_as="generator_unordered")(
-                    delayed(run_chain)(c) for c in chains
-                ):
-                    finished(paths)
+            with _worker_deaths_named():
+                if len(chains) == 1:
+                    for path in _recycled_chain(chains[0]):
+                        finished([path])
+                    return
+                with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
+                    for paths in Parallel(return_as="generator_unordered")(
+                        delayed(run_chain)(c) for c in chains
+                    ):
+                        finished(paths)
             return
         client, cluster, close_client = _dask_client(scheduler, workers)
         try:
@@ -924,6 +931,21 @@ def _execute(
         bar.close()
 
 
+@contextlib.contextmanager
+def _worker_deaths_named() -> Iterator[None]:
+    """Turn loky's TerminatedWorkerError (a worker killed, e.g. for memory) into a WorkerError."""
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    try:
+        yield
+    except TerminatedWorkerError as exc:
+        raise WorkerError(
+            f"a walk-forward worker process died before its fold finished ({exc})",
+            fix="if it was killed for memory, lower n_jobs or free memory (`mlstrat run "
+            "CONFIG --plan` estimates memory per worker); run again: finished folds are kept",
+        ) from None
+
+
 def _recycled_chain(chain: Sequence[FoldTask]) -> Iterator[str]:
     """Run a chain's folds in order, each batch of `CHAIN_FOLDS_PER_PROCESS` in a fresh loky
     worker process; yields each fold's directory as it finishes."""
@@ -937,7 +959,8 @@ def _recycled_chain(chain: Sequence[FoldTask]) -> Iterator[str]:
                 yield pool.submit(run_fold, task).result()
             finished = True
         finally:
-            pool.shutdown(wait=finished, kill_workers=not finished)
+            # on an error or interrupt the worker is killed, and gone before this returns
+            pool.shutdown(wait=True, kill_workers=not finished)
 
 
 def _dask_client(scheduler: Any, workers: int) -> tuple[Any, Any, bool]:
