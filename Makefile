@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/mlstrat run configs/demo.yaml --out reports/demo
 
 # Two pytest workers (each test file stays on one worker, so module fixtures are
-# built once): about 7 minutes on two cores instead of 14.
+# built once): 7 to 10 minutes on two cores instead of 14.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
 
