@@ -8,6 +8,8 @@ starts). Windowing is pure numpy so it can be tested without TensorFlow.
 from __future__ import annotations
 
 import os
+import random
+import threading
 import warnings
 from collections import deque
 from collections.abc import Iterator
@@ -101,18 +103,12 @@ class _ThreadSeeds:
     """
 
     def __init__(self) -> None:
-        import threading
-
         self._local = threading.local()
 
     def seed(self, seed: int) -> None:
-        import random
-
         self._local.rng = random.Random(seed)
 
     def __getattr__(self, name: str) -> Any:
-        import random
-
         return getattr(getattr(self._local, "rng", None) or random, name)
 
 

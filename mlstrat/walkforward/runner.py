@@ -876,9 +876,8 @@ def _execute(
     total: int,
     on_fold: Callable[[str], None] | None = None,
 ) -> None:
-    """Run every chain (a list of folds run in order) on `workers` loky or Dask workers;
-    a single local chain runs fold by fold in recycled worker processes
-    (`_recycled_chain`), so the bar moves with every fold."""
+    """Run every chain (a list of folds run in order) on `workers` loky (`_run_local`) or
+    Dask workers; the bar moves with every fold of a single chain."""
     from joblib import Parallel, delayed, parallel_config
 
     from mlstrat.progress import progress_bar
@@ -900,20 +899,8 @@ def _execute(
     try:
         if not chains:
             return
-        if backend == "loky" and len(chains) == 1 and len(chains[0]) == 1:
-            finished([run_fold(chains[0][0])])  # one fold: here, as n_jobs=1 runs folds
-            return
         if backend == "loky":
-            with _worker_deaths_named():
-                if len(chains) == 1:
-                    for path in _recycled_chain(chains[0]):
-                        finished([path])
-                    return
-                with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
-                    for paths in Parallel(return_as="generator_unordered")(
-                        delayed(run_chain)(c) for c in chains
-                    ):
-                        finished(paths)
+            _run_local(chains, workers, threads, finished)
             return
         client, cluster, close_client = _dask_client(scheduler, workers)
         try:
@@ -929,6 +916,31 @@ def _execute(
                 cluster.close()
     finally:
         bar.close()
+
+
+def _run_local(
+    chains: list[list[FoldTask]],
+    workers: int,
+    threads: int,
+    finished: Callable[[Sequence[str]], None],
+) -> None:
+    """Run chains on this machine: one fold here (as n_jobs=1 runs folds), one longer chain
+    in recycled worker processes, several chains in parallel on `workers` loky workers."""
+    from joblib import Parallel, delayed, parallel_config
+
+    if len(chains) == 1 and len(chains[0]) == 1:
+        finished([run_fold(chains[0][0])])
+        return
+    with _worker_deaths_named():
+        if len(chains) == 1:
+            for path in _recycled_chain(chains[0]):
+                finished([path])
+            return
+        with parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=threads):
+            for paths in Parallel(return_as="generator_unordered")(
+                delayed(run_chain)(c) for c in chains
+            ):
+                finished(paths)
 
 
 @contextlib.contextmanager
