@@ -18,7 +18,8 @@ where possible (copies otherwise)::
 
     config.yaml         the resolved configuration (defaults filled, absolute paths)
     environment.json    Python/mlstrat/backtrader/TensorFlow/XGBoost/... versions,
-                        platform, data files with sha256
+                        platform, data files with sha256, the lock file's sha256
+                        and every installed version that differs from it
     run.json            status, stage keys, what was computed or reused, timings
     plan.json           the cost plan of `mlstrat run CONFIG --plan` (when one was made)
     features/SYM.parquet                feature feed per symbol
@@ -63,6 +64,7 @@ from mlstrat.config import RULE_PREFIX, PredictorConfig, RunConfig, load_config,
 from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
 from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
+from mlstrat.lockfile import lock_status
 from mlstrat.plan import PLAN_FILE
 from mlstrat.rundir import RunDir, inside
 from mlstrat.sweep import SWEEP_DIR
@@ -179,6 +181,7 @@ def environment(config: RunConfig, data_hashes: Mapping[str, Any]) -> dict[str, 
         },
         "data": dict(data_hashes),
         "seed": config.seed,
+        "lock": lock_status(),
     }
 
 
