@@ -1,5 +1,5 @@
-"""Net-of-cost thresholds: hand-built cases, the Bonferroni t bound against scipy, abstention
-and its JSON form, and the acceptance markets (seeded, synthetic):
+"""Net-of-cost thresholds: hand-built cases, the chosen rule's statistic and evidence,
+abstention, its reason and its JSON form, and the acceptance markets (seeded, synthetic):
 
 (a) a random walk traded on pure noise: the net-of-cost method abstains (or trades at most
     5 % as often as the precision method) and loses at most 1 % of capital to costs over
@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm, spearmanr
-from scipy.stats import t as student_t
 
 from mlstrat.errors import ConfigError
 from mlstrat.features import build_feature_feed, write_feature_feed
@@ -28,6 +27,7 @@ from mlstrat.predictors.persistence import write_model_dir
 from mlstrat.predictors.registry import register_predictor
 from mlstrat.walkforward.outcomes import SideOutcomes
 from mlstrat.walkforward.runner import run_walk_forward
+from mlstrat.walkforward.selection import long_run_variance
 from mlstrat.walkforward.splits import WalkForward
 from mlstrat.walkforward.thresholds import Thresholds, fit_net_thresholds, replay_trades
 
@@ -67,14 +67,30 @@ def test_best_net_threshold_and_its_bound_by_hand() -> None:
     assert th.long == pytest.approx(0.56) and th.long_signals == 30 and not th.abstain_long
     net = ret[30:] - COST
     assert th.long_pnl == pytest.approx(net.sum() / 60)
-    q = 1 - 0.05 / (2 * 31)  # Bonferroni over 31 thresholds x 2 sides, one-sided 95 %
-    bound = net.mean() - student_t.ppf(q, 29) * net.std(ddof=1) / math.sqrt(30)
-    assert th.long_score == pytest.approx(bound * 30 / 60)
+    # the chosen rule's statistic: sqrt(n) x its mean per bar over its long-run sd, with
+    # the stationary bootstrap's mean block of ceil(60 ** (1/3)) = 4 bars (one-bar trades)
+    column = np.r_[np.zeros(30), net]
+    omega = math.sqrt(long_run_variance(column[:, None], 4.0)[0])
+    assert th.long_score == pytest.approx(math.sqrt(60) * column.mean() / omega, rel=1e-9)
+    ev = th.evidence
+    assert ev["bars"] == 60 and ev["alpha"] == pytest.approx(0.05) and ev["block"] == 4.0
+    by_threshold = {c["threshold"]: c for c in ev["long"]}
+    assert by_threshold[0.5]["trades"] == 60 and by_threshold[0.56]["trades"] == 30
+    assert by_threshold[0.56]["mean"] == pytest.approx(net.mean())
+    assert by_threshold[0.56]["accepted"] and by_threshold[0.75]["trades"] == 10
+    assert 0.76 not in by_threshold and ev["short"] == []
     # the short side had no outcome: it abstains, the fold does not
     assert th.abstain_short and th.short == math.inf and not th.abstain
-    # a minimum of 31 trades leaves only 0.5-0.55, all 60 rows, whose bound is below 0
+    assert th.reason("short") == "no threshold made 5 trades (most: 0) on 60 bars"
+    assert th.reason("long") is None
+    # a minimum of 31 trades leaves only 0.5-0.55, all 60 rows, which lose after costs
     th = fit_net_thresholds(score, np.zeros(60), out, none, cost=COST, min_trades=31)
     assert th.abstain and th.long == math.inf and th.long_signals == 0
+    all_rows = ret - COST
+    assert th.reason("long").startswith(
+        f"best candidate {100 * all_rows.mean():+.2f} %/trade on 60 trades (p = "
+    )
+    assert "detectable ≥ " in th.reason("long")
 
 
 def test_an_abstaining_fold_blocks_entries_and_survives_json() -> None:
@@ -93,6 +109,7 @@ def test_an_abstaining_fold_blocks_entries_and_survives_json() -> None:
         ({"min_trades": 2.5}, "min_trades"),
         ({"confidence": 1.0}, "confidence"),
         ({"confidence": 0.2}, "confidence"),
+        ({"reps": 10}, "reps"),
         ({"low": 0.9, "high": 0.8}, "threshold range"),
     ],
 )
@@ -201,6 +218,18 @@ def test_a_noise_predictor_abstains_and_costs_almost_nothing(tmp_path) -> None:
     assert len(result.trades) <= 0.05 * precision_trades  # ... the net-of-cost method not
     assert costs["fees"] + costs["slippage"] <= 0.01 * 10_000
     assert sum(f["abstain"] for f in wf.folds) >= 8
+    # an abstaining fold keeps its evidence in folds.json, and says why in words
+    written = json.loads(wf.folds_path.read_text())
+    fold = next(f for f in written if f["abstain"])
+    ev = fold["thresholds"]["evidence"]
+    assert ev["bars"] == fold["n_validation"] and 0 < ev["critical"] < 4
+    tested = [c for c in ev["long"] + ev["short"] if c["stat"] is not None]
+    assert tested and not any(c["accepted"] for c in tested)
+    for c in tested:
+        assert c["trades"] >= ev["min_trades"] and 0 <= c["pvalue"] <= 1
+        assert c["detectable"] > 0 and math.isfinite(c["mean"])
+    assert fold["decision"].startswith("long abstains: best candidate ")
+    assert "short abstains: " in fold["decision"] and "detectable ≥ " in fold["decision"]
 
 
 def replay(score, threshold, ret, h=H) -> float:

@@ -97,6 +97,7 @@ from mlstrat.walkforward.metrics import classification_metrics, regression_metri
 from mlstrat.walkforward.outcomes import trade_outcomes
 from mlstrat.walkforward.search import SearchConfig, fold_seed, search_config, search_fold
 from mlstrat.walkforward.splits import Fold, WalkForward
+from mlstrat.walkforward.thresholds import decision_text
 from mlstrat.walkforward.training import (
     SAMPLE_WEIGHTS,
     FittedFold,
@@ -850,6 +851,7 @@ def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:
         "threshold_short": th.get("short"),
         "threshold_method": th.get("method", "precision") if th else None,
         "abstain": bool(th.get("abstain_long") and th.get("abstain_short")) if th else None,
+        "decision": decision_text(th) if th else None,
         "thresholds": th or None,
         "validation_metrics": info.get("validation_metrics", {}),
     }

@@ -23,21 +23,23 @@ on test data):
 
 That is ``method: precision``, the default. ``method: net_pnl`` (`fit_net_thresholds`)
 knows what a trade costs. For each side and each grid threshold it replays the
-validation rows in time order: a row whose score clears the threshold while no
-trade of that side is open opens one, which earns the side's outcome
+evidence rows in time order: a row whose score clears the threshold while no trade of
+that side is open opens one, which earns the side's outcome
 (`mlstrat.walkforward.outcomes`: filled at the next open, closed at the target's
-barrier or horizon) minus a round trip's cost, 2 × (commission + slippage). The
-threshold with the highest net P&L per validation bar wins, among those with
+barrier or horizon) minus a round trip's cost, 2 × (commission + slippage). Every
+(side, threshold) with at least ``min_trades`` trades is a candidate rule, and the rules
+are tested together (`mlstrat.walkforward.selection`): Romano & Wolf's StepM with
+Hansen's recentring over a stationary bootstrap of the evidence bars, at a family-wise
+false-positive rate of 1 − ``confidence`` (default 5 %). Unlike a Bonferroni bound it
+knows that the rules are nested and dependent, so a real edge is not refused for
+having been looked at through many thresholds. Among a side's accepted rules the
+one with the highest net P&L per evidence bar wins (ties: the lower threshold).
 
-* at least ``min_trades`` trades (default 10), and
-* a **lower confidence bound** on the mean net P&L per trade above zero: the
-  one-sided Student-t bound mean − t·sd/√m at level ``confidence`` (default
-  0.95), Bonferroni-corrected for the 2 × (grid size) thresholds tried, so trying
-  many thresholds on noise does not manufacture an edge (trades that do not
-  overlap in time are close enough to independent for the t bound).
-
-A side with no such threshold **abstains**: its threshold is +inf (no entries on
-that side in the fold); both sides abstaining is a fold that abstains.
+A side with no accepted rule **abstains**: its threshold is +inf (no entries on that
+side in the fold); both sides abstaining is a fold that abstains. Either way the fold
+keeps its evidence (`Thresholds.evidence`): per candidate its trades, mean net P&L
+per trade, statistic, p-value and the smallest mean net edge per trade its sample
+could have accepted, so an abstention says whether an edge was absent or undetectable.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import numpy as np
 
 from mlstrat.errors import ConfigError
 from mlstrat.walkforward.outcomes import SideOutcomes
+from mlstrat.walkforward.selection import DEFAULT_REPS, default_block, stepdown
 
 OBJECTIVES = ("precision_lcb", "precision", "f1")
 #: How thresholds are chosen: precision of the direction (default) or net P&L after costs.
@@ -59,8 +62,10 @@ METHODS = ("precision", "net_pnl")
 #: the costs (commission, slippage) trade outcomes are judged with.
 METHOD_KEYS = {
     "precision": ("objective", "min_signals", "fallback"),
-    "net_pnl": ("min_trades", "confidence"),
+    "net_pnl": ("min_trades", "confidence", "reps"),
 }
+#: The objective name `fit_net_thresholds` records.
+NET_OBJECTIVE = "net_pnl_stepm"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Thresholds:
     long_pnl: float | None = None
     short_pnl: float | None = None
     cost: float | None = None
+    evidence: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # An abstaining side never trades: +inf (stored as null in JSON, read back here).
@@ -96,6 +102,13 @@ class Thresholds:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def reason(self, side: str) -> str | None:
+        """Why `side` abstains, in words (None when it trades or there is no evidence):
+        the best candidate's mean net P&L per trade and the edge its sample could detect."""
+        if not getattr(self, f"abstain_{side}") or not self.evidence:
+            return None
+        return abstention_reason(self.evidence, side)
 
     def apply(self, proba_up: np.ndarray, proba_down: np.ndarray | None = None) -> np.ndarray:
         """Signals (+1/−1/0, NaN where the probability is NaN) under these thresholds."""
@@ -223,13 +236,16 @@ def fit_net_thresholds(
     step: float = 0.01,
     min_trades: int = 10,
     confidence: float = 0.95,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
 ) -> Thresholds:
-    """Long/short thresholds maximising net P&L per validation bar (module docstring).
+    """Long/short thresholds whose net edge survives the family-wise test (module docstring).
 
     proba_long / proba_short: the scores thresholded for each side (P(up) / P(down), or
     P(buy) / P(sell)); long / short: each row's trade outcomes; rows: the rows' positions
-    in the frame the outcomes' exit rows refer to (default 0 .. n-1); cost: a round trip's
-    cost as a fraction of notional. Rows with a NaN score or outcome are no trade.
+    in the frame the outcomes' exit rows refer to, increasing (default 0 .. n-1; evidence
+    from several periods is their rows concatenated); cost: a round trip's cost as a
+    fraction of notional. Rows with a NaN score or outcome are no trade.
     """
     _check_range(low, high)
     if isinstance(min_trades, bool) or not isinstance(min_trades, int) or min_trades < 2:
@@ -238,33 +254,152 @@ def fit_net_thresholds(
         raise ConfigError(
             f"confidence={confidence!r} must be in [0.5, 1)", param="confidence", fix="e.g. 0.95"
         )
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 100:
+        raise ConfigError(f"reps={reps!r} must be an int >= 100", param="reps", fix="e.g. 2000")
     up, down = np.asarray(proba_long, dtype=float), np.asarray(proba_short, dtype=float)
     rows = np.arange(len(up)) if rows is None else np.asarray(rows)
     grid = np.round(np.arange(low, high + step / 2, step), 10)
-    # Bonferroni over every threshold tried on both sides, one-sided
-    level = 1.0 - (1.0 - float(confidence)) / (2 * len(grid))
     mult = _multiplier(symbol, multipliers)
-    sides = {}
+    bars = np.isfinite(up) | np.isfinite(down)
+    n_bars = int(bars.sum())
+    position = np.cumsum(bars) - 1  # each row's place among the evidence bars
+    columns, names, holds = [], [], []
     for name, score, outcome in (("long", up, long), ("short", down, short)):
-        sides[name] = _net_side(score, outcome, rows, grid, cost, min_trades, level)
-    chosen = {name: side[0] for name, side in sides.items()}
+        for threshold in grid:
+            taken = replay_trades(score, threshold, outcome, rows)
+            column = np.zeros(n_bars)
+            if len(taken) >= min_trades:
+                column[position[taken]] = outcome.ret[taken] - cost
+                holds.extend(outcome.end[taken] - rows[taken])
+            columns.append(column)
+            names.append((name, float(threshold), len(taken)))
+    matrix = np.column_stack(columns) if n_bars else np.zeros((0, len(columns)))
+    horizon = int(np.median(holds)) if holds else 1
+    found = stepdown(
+        matrix, alpha=1.0 - float(confidence), block=default_block(n_bars, horizon),
+        reps=reps, seed=seed,
+    )  # fmt: skip
+    evidence = _evidence(found, names, matrix, n_bars, min_trades, reps)
+    chosen = {side: _best(evidence[side]) for side in ("long", "short")}
+
+    def threshold(side: str) -> float:
+        pick = chosen[side]
+        return math.inf if pick is None else float(np.clip(pick["threshold"] * mult, low, high))
+
+    def field(side: str, key: str) -> Any:
+        return None if chosen[side] is None else chosen[side][key]
+
     return Thresholds(
-        long=float(np.clip(chosen["long"] * mult, low, high)) if chosen["long"] else math.inf,
-        short=float(np.clip(chosen["short"] * mult, low, high)) if chosen["short"] else math.inf,
-        objective="net_pnl_lcb",
-        long_score=sides["long"][2],
-        short_score=sides["short"][2],
-        long_signals=sides["long"][3],
-        short_signals=sides["short"][3],
+        long=threshold("long"),
+        short=threshold("short"),
+        objective=NET_OBJECTIVE,
+        long_score=field("long", "stat"),
+        short_score=field("short", "stat"),
+        long_signals=field("long", "trades") or 0,
+        short_signals=field("short", "trades") or 0,
         multiplier=mult,
         fitted=True,
         method="net_pnl",
         abstain_long=chosen["long"] is None,
         abstain_short=chosen["short"] is None,
-        long_pnl=sides["long"][1],
-        short_pnl=sides["short"][1],
+        long_pnl=field("long", "per_bar"),
+        short_pnl=field("short", "per_bar"),
         cost=float(cost),
+        evidence=evidence,
     )
+
+
+def _evidence(
+    found: Any,
+    names: list[tuple[str, float, int]],
+    matrix: np.ndarray,
+    n_bars: int,
+    min_trades: int,
+    reps: int,
+) -> dict[str, Any]:
+    """The fold's evidence record: the test's settings and, per side, every threshold that
+    traded at all with its trades, mean net per trade, statistic, p-value, verdict and the
+    smallest mean net edge per trade its sample could have accepted."""
+    detectable = found.detectable_mean()
+    out: dict[str, Any] = {
+        "procedure": "stepm_spa_stationary_bootstrap",
+        "alpha": found.alpha,
+        "critical": _finite(found.critical),
+        "bars": n_bars,
+        "block": found.block,
+        "reps": reps,
+        "min_trades": min_trades,
+        "long": [],
+        "short": [],
+    }
+    for j, (side, threshold, trades) in enumerate(names):
+        if trades == 0:
+            continue
+        tested = trades >= min_trades
+        total = float(matrix[:, j].sum()) if tested else None
+        out[side].append({
+            "threshold": threshold,
+            "trades": trades,
+            "mean": total / trades if tested else None,
+            "per_bar": total / n_bars if tested and n_bars else None,
+            "stat": _finite(found.stat[j]) if tested else None,
+            "pvalue": float(found.pvalue[j]) if tested else None,
+            "accepted": bool(found.rejected[j]),
+            "detectable": _finite(detectable[j] * n_bars / trades) if tested else None,
+        })  # fmt: skip
+    return out
+
+
+def _best(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The accepted candidate with the highest net P&L per bar (ties: lower threshold)."""
+    accepted = [c for c in candidates if c["accepted"]]
+    if not accepted:
+        return None
+    return max(accepted, key=lambda c: (c["per_bar"], -c["threshold"]))
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def abstention_reason(evidence: Mapping[str, Any], side: str) -> str:
+    """One sentence on why a side abstained, e.g. "best candidate +0.03 %/trade on 41 trades
+    (p = 0.41); detectable ≥ 0.21 %/trade at 5 %"."""
+    tested = [c for c in evidence.get(side) or [] if c.get("stat") is not None]
+    if not tested:
+        most = max((c["trades"] for c in evidence.get(side) or []), default=0)
+        return (
+            f"no threshold made {evidence.get('min_trades')} trades "
+            f"(most: {most}) on {evidence.get('bars')} bars"
+        )
+    best = max(tested, key=lambda c: (c["stat"], -c["threshold"]))
+    alpha = 100 * float(evidence["alpha"])
+    detect = best.get("detectable")
+    need = f"; detectable ≥ {100 * detect:.2f} %/trade at {alpha:g} %" if detect else ""
+    return (
+        f"best candidate {100 * best['mean']:+.2f} %/trade on {best['trades']} trades "
+        f"(p = {best['pvalue']:.2f}){need}"
+    )
+
+
+def decision_text(thresholds: Mapping[str, Any]) -> str | None:
+    """A net_pnl fold's decision in words for the report's fold table, e.g. "long ≥ 0.62
+    (p = 0.010); short abstains: best candidate ..."; None for other methods."""
+    if thresholds.get("method") != "net_pnl" or not thresholds.get("evidence"):
+        return None
+    parts = []
+    for side in ("long", "short"):
+        if thresholds.get(f"abstain_{side}"):
+            parts.append(f"{side} abstains: {abstention_reason(thresholds['evidence'], side)}")
+            continue
+        level = thresholds.get(side)
+        picked = [
+            c for c in thresholds["evidence"][side]
+            if c["accepted"] and c["trades"] == thresholds.get(f"{side}_signals")
+        ]  # fmt: skip
+        p = f" (p = {picked[0]['pvalue']:.3f})" if picked else ""
+        parts.append(f"{side} ≥ {level:.2f}{p}")
+    return "; ".join(parts)
 
 
 def replay_trades(
@@ -280,35 +415,6 @@ def replay_trades(
             taken.append(int(i))
             free = outcome.end[i]
     return np.asarray(taken, dtype=np.int64)
-
-
-def _net_side(
-    score: np.ndarray,
-    outcome: SideOutcomes,
-    rows: np.ndarray,
-    grid: np.ndarray,
-    cost: float,
-    min_trades: int,
-    level: float,
-) -> tuple[float | None, float | None, float | None, int]:
-    """(threshold or None, net P&L per bar, its lower bound per bar, trades) of one side."""
-    from scipy.stats import t as student_t
-
-    n_bars = int(np.isfinite(score).sum())
-    best: tuple[float | None, float | None, float | None, int] = (None, None, None, 0)
-    if n_bars == 0:
-        return best
-    for threshold in grid:
-        net = outcome.ret[replay_trades(score, threshold, outcome, rows)] - cost
-        m = len(net)
-        if m < min_trades:
-            continue
-        sd = float(np.std(net, ddof=1))
-        lower = float(net.mean()) - float(student_t.ppf(level, m - 1)) * sd / math.sqrt(m)
-        per_bar = float(net.sum()) / n_bars
-        if lower > 0 and (best[1] is None or per_bar > best[1]):
-            best = (float(threshold), per_bar, lower * m / n_bars, m)
-    return best
 
 
 def _check_range(low: float, high: float) -> None:

@@ -38,6 +38,7 @@ from mlstrat.walkforward.splits import Fold
 from mlstrat.walkforward.thresholds import (
     METHOD_KEYS,
     METHODS,
+    NET_OBJECTIVE,
     Thresholds,
     default_thresholds,
     fit_net_thresholds,
@@ -276,7 +277,7 @@ def _unfitted(method: str, params: Mapping[str, Any], costs: Mapping[str, Any]) 
         costs.get("commission", DEFAULT_COMMISSION), costs.get("slippage", DEFAULT_SLIPPAGE)
     )
     return Thresholds(
-        long=np.inf, short=np.inf, objective="net_pnl_lcb", fitted=False, method="net_pnl",
+        long=np.inf, short=np.inf, objective=NET_OBJECTIVE, fitted=False, method="net_pnl",
         abstain_long=True, abstain_short=True, cost=cost,
     )  # fmt: skip
 
