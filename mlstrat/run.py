@@ -70,6 +70,7 @@ from mlstrat.rundir import RunDir, inside
 from mlstrat.sweep import SWEEP_DIR
 from mlstrat.tracking import open_tracker, track_run
 from mlstrat.trials import TRIALS_DIR, trials_digest
+from mlstrat.walkforward.thresholds import NET_PNL_PROCEDURE
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
 STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 4}
@@ -442,6 +443,11 @@ class _Pipeline:
                     if k != "cpcv_predictors"  # which predictors get CPCV paths as well
                 },
                 "seed": self.config.seed,
+                **(
+                    {"net_pnl_procedure": NET_PNL_PROCEDURE}
+                    if pred.thresholds.get("method") == "net_pnl"
+                    else {}
+                ),
             }
         )
 

@@ -95,9 +95,10 @@ from mlstrat.sections import to_dict as sections_dict
 from mlstrat.walkforward.cpcv import PATHS_DIR, PATHS_FILE, write_paths
 from mlstrat.walkforward.metrics import classification_metrics, regression_metrics
 from mlstrat.walkforward.outcomes import trade_outcomes
+from mlstrat.walkforward.pooling import apply_decision, pooled_decisions
 from mlstrat.walkforward.search import SearchConfig, fold_seed, search_config, search_fold
 from mlstrat.walkforward.splits import Fold, WalkForward
-from mlstrat.walkforward.thresholds import decision_text
+from mlstrat.walkforward.thresholds import NET_PNL_PROCEDURE, decision_text
 from mlstrat.walkforward.training import (
     SAMPLE_WEIGHTS,
     FittedFold,
@@ -108,6 +109,8 @@ from mlstrat.walkforward.training import (
 
 FOLD_FILE = "fold.json"
 FOLD_PREDICTIONS = "predictions.parquet"
+#: net_pnl folds: the validation rows' predictions, evidence for pooled decisions.
+FOLD_VALIDATION = "validation.parquet"
 #: The walk-forward configuration and its key (not `mlstrat run`'s run.json).
 WALKFORWARD_FILE = "walkforward.json"
 THREAD_ENV_VARS = (
@@ -447,8 +450,18 @@ def run_fold(task: FoldTask) -> str:
         **({"timing": timing} if (timing := training_timing(fitted.model)) else {}),
         "fit_seconds": round(time.perf_counter() - started, 3),
     }
-    _write_fold_dir(Path(task.fold_dir), fitted.model, info, out)
+    validation_frame = None
+    if validation is not None and _net_pnl(task.threshold_params):
+        validation_frame = prediction_frame(
+            validation, np.asarray(validation.signal, dtype=float),
+            X.index[fitted.validation_rows], fold.number, None,
+        )  # fmt: skip
+    _write_fold_dir(Path(task.fold_dir), fitted.model, info, out, validation_frame)
     return task.fold_dir
+
+
+def _net_pnl(threshold_params: Mapping[str, Any] | None) -> bool:
+    return (threshold_params or {}).get("method") == "net_pnl"
 
 
 def training_timing(model: Any) -> list[dict[str, Any]]:
@@ -565,7 +578,13 @@ def prediction_frame(
     return out
 
 
-def _write_fold_dir(final: Path, model: Any, info: dict[str, Any], preds: pd.DataFrame) -> None:
+def _write_fold_dir(
+    final: Path,
+    model: Any,
+    info: dict[str, Any],
+    preds: pd.DataFrame,
+    validation: pd.DataFrame | None = None,
+) -> None:
     """Save model + fold.json + predictions in a staging dir, re-manifest, rename into place.
 
     The model is saved to a path that does not exist yet (inside a temporary
@@ -576,6 +595,8 @@ def _write_fold_dir(final: Path, model: Any, info: dict[str, Any], preds: pd.Dat
         model.save(built)
         atomic_write_json(built / FOLD_FILE, info)
         preds.to_parquet(built / FOLD_PREDICTIONS, index=False)
+        if validation is not None:
+            validation.to_parquet(built / FOLD_VALIDATION, index=False)
         atomic_write_json(built / MANIFEST_FILE, build_manifest(built))
         replace_dir(built, final)
 
@@ -716,6 +737,7 @@ def run_walk_forward(
         ),
         **({"search": sections_dict(search)} if search else {}),
         **({"warm_start": True} if warm_start else {}),
+        **({"net_pnl_procedure": NET_PNL_PROCEDURE} if _net_pnl(threshold_params) else {}),
     }
     key = run_key(config)
 
@@ -768,12 +790,19 @@ def run_walk_forward(
     ]
     chains = [tasks] if warm_start else [[t] for t in tasks]
     _execute(chains, workers, threads, backend, scheduler, progress, len(folds), on_fold)
-    records, parts = [], []
-    for f in folds:
-        fold_dir = folds_dir / fold_dir_name(f.number)
-        info = load_json(fold_dir / FOLD_FILE)
-        records.append(flat_record(info))
-        parts.append(pd.read_parquet(fold_dir / FOLD_PREDICTIONS))
+    infos = [load_json(folds_dir / fold_dir_name(f.number) / FOLD_FILE) for f in folds]
+    parts = [pd.read_parquet(folds_dir / fold_dir_name(f.number) / FOLD_PREDICTIONS) for f in folds]
+    if pools_evidence(threshold_params, splits):
+        validations = [_read_optional(folds_dir / fold_dir_name(f.number) / FOLD_VALIDATION)
+                       for f in folds]  # fmt: skip
+        decisions = pooled_decisions(
+            frame, target_of(frame, target), folds, parts, validations, threshold_params, symbol
+        )
+        parts = [apply_decision(part, th) for part, th in zip(parts, decisions, strict=True)]
+        infos = [
+            {**info, "thresholds": th.to_dict()} for info, th in zip(infos, decisions, strict=True)
+        ]
+    records = [flat_record(info) for info in infos]
     for extra in folds_dir.iterdir():
         # folds of an earlier, longer run in the same directory no longer belong here
         if extra.is_dir() and extra.name.isdigit() and int(extra.name) >= len(folds):
@@ -834,6 +863,22 @@ def _check_search(search: SearchConfig | None, predictor: str, folds: Sequence[F
             fix="give walkforward.validation > 0 with scheme rolling or expanding "
             "(cpcv splits have no validation tail)",
         )
+
+
+def pools_evidence(threshold_params: Mapping[str, Any] | None, splits: WalkForward) -> bool:
+    """True when net_pnl decisions pool earlier folds' out-of-sample records
+    (`mlstrat.walkforward.pooling`): rolling and expanding schedules, unless
+    ``evidence: validation``. CPCV splits are not in time order, so they keep their own."""
+    params = threshold_params or {}
+    return (
+        _net_pnl(params)
+        and params.get("evidence", "pooled") == "pooled"
+        and (splits.scheme != "cpcv")
+    )
+
+
+def _read_optional(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.is_file() else None
 
 
 def flat_record(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -62,10 +62,15 @@ METHODS = ("precision", "net_pnl")
 #: the costs (commission, slippage) trade outcomes are judged with.
 METHOD_KEYS = {
     "precision": ("objective", "min_signals", "fallback"),
-    "net_pnl": ("min_trades", "confidence", "reps"),
+    "net_pnl": ("min_trades", "confidence", "reps", "evidence"),
 }
 #: The objective name `fit_net_thresholds` records.
 NET_OBJECTIVE = "net_pnl_stepm"
+#: What a net_pnl decision may use: earlier folds' out-of-sample records plus the fold's
+#: validation rows (default), or the validation rows alone.
+EVIDENCE = ("pooled", "validation")
+#: Changes whenever a net_pnl decision changes for the same inputs (keys of cached folds).
+NET_PNL_PROCEDURE = "stepm-pooled-1"
 
 
 @dataclass(frozen=True)

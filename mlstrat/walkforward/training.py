@@ -36,6 +36,7 @@ from mlstrat.walkforward.outcomes import (
 )
 from mlstrat.walkforward.splits import Fold
 from mlstrat.walkforward.thresholds import (
+    EVIDENCE,
     METHOD_KEYS,
     METHODS,
     NET_OBJECTIVE,
@@ -149,9 +150,7 @@ def fit_fold(
     for ``method: net_pnl`` thresholds and for predictors that learn from them
     (`Predictor.learns_outcomes`, e.g. `meta`).
     """
-    params = dict(threshold_params or {})
-    method = _threshold_method(params)
-    costs = {k: params.pop(k) for k in ("commission", "slippage") if k in params}
+    method, params, costs, _ = threshold_options(threshold_params)
     model = factory()
     learns = bool(getattr(model, "learns_outcomes", False))
     if (learns or method == "net_pnl") and outcomes is None:
@@ -241,13 +240,54 @@ def _validation_thresholds(
     if scores is None:
         return None
     if method == "net_pnl":
-        found = outcomes(stop=test_start).take(rows)
-        return fit_net_thresholds(
-            scores[0], scores[1], found.long, found.short,
-            rows=rows, cost=found.cost, symbol=symbol, **params,
-        )  # fmt: skip
+        return net_pnl_thresholds(scores, rows, outcomes, test_start, symbol, params)
     up, down = side_outcomes(coded.to_numpy(dtype=float), np.asarray(pred.proba).shape[1])
     return fit_thresholds(scores[0], up, proba_down=scores[1], y_down=down, symbol=symbol, **params)
+
+
+def net_pnl_thresholds(
+    scores: tuple[np.ndarray, np.ndarray],
+    rows: np.ndarray,
+    outcomes: OutcomeSource,
+    test_start: int,
+    symbol: str | None,
+    params: Mapping[str, Any],
+) -> Thresholds:
+    """A net_pnl decision on the evidence rows `rows` (increasing positions; validation rows,
+    or earlier folds' test rows followed by them) with their (long, short) scores; outcomes
+    are read from the bars before `test_start` only."""
+    found = outcomes(stop=test_start).take(rows)
+    return fit_net_thresholds(
+        scores[0], scores[1], found.long, found.short,
+        rows=rows, cost=found.cost, symbol=symbol, **params,
+    )  # fmt: skip
+
+
+def frame_scores(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(long score, short score) of prediction-feed rows, as `side_scores` gives them."""
+    if "proba_up" in frame:
+        up = frame["proba_up"].to_numpy(dtype=float)
+        return up, 1.0 - up
+    if "proba_buy" in frame and "proba_sell" in frame:
+        return frame["proba_buy"].to_numpy(dtype=float), frame["proba_sell"].to_numpy(dtype=float)
+    return None
+
+
+def threshold_options(
+    threshold_params: Mapping[str, Any] | None,
+) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    """(method, the method's own options, costs, evidence) of a thresholds section."""
+    params = dict(threshold_params or {})
+    method = _threshold_method(params)
+    costs = {k: params.pop(k) for k in ("commission", "slippage") if k in params}
+    evidence = params.pop("evidence", EVIDENCE[0])
+    if evidence not in EVIDENCE:
+        raise ConfigError(
+            f"unknown thresholds evidence {evidence!r}",
+            param="evidence",
+            fix=f"use one of {EVIDENCE}",
+        )
+    return method, params, costs, evidence
 
 
 def _threshold_method(params: dict[str, Any]) -> str:
