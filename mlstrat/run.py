@@ -73,7 +73,7 @@ from mlstrat.trials import TRIALS_DIR, trials_digest
 from mlstrat.walkforward.thresholds import NET_PNL_PROCEDURE
 
 #: Bumped when a stage's output format or meaning changes, so old cache entries are not reused.
-STAGE_VERSIONS = {"features": 3, "walkforward": 3, "backtest": 2, "paths": 1, "report": 4}
+STAGE_VERSIONS = {"features": 4, "walkforward": 3, "backtest": 2, "paths": 1, "report": 4}
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "environment.json"

@@ -180,6 +180,10 @@ def test_event_specs_parse_back_and_carry_their_parameters():
         "triple_barrier:24:2:1": triple_barrier(24, 2.0, 1.0),
         "price_jump:12:0.02": price_jump(12, 0.02),
         "price_jump:12:2sigma": price_jump(12, 2.0, sigmas=True),
+        "triple_barrier:24:1:1:bar": triple_barrier(24, 1.0, 1.0, scale="bar"),
+        "triple_barrier:24:2:bar": triple_barrier(24, 2.0, 2.0, scale="bar"),
+        "triple_barrier:24:horizon": triple_barrier(24, 1.0, 1.0),
+        "price_jump:12:2sigma:bar": price_jump(12, 2.0, sigmas=True, scale="bar"),
         "net_return:4": net_return(4, 0.001, 0.0005),
         "net_return:4:0.002:0.001": net_return(4, 0.002, 0.001),
     }
@@ -190,7 +194,8 @@ def test_event_specs_parse_back_and_carry_their_parameters():
     assert parse_target("jump:12:0.02") == price_jump(12, 0.02)  # the spelling
     for bad in ("jump:12", "price_jump:12:x", "price_jump:12:0.02:1", "triple_barrier:24:1:1:1",
                 "triple_barrier:24:-1", "triple_barrier:24:0:0", "net_return:4:1.5",
-                "net_return:4:0.001:0.001:0"):  # fmt: skip
+                "net_return:4:0.001:0.001:0", "price_jump:12:0.02:bar",
+                "triple_barrier:24:1:1:1:bar", "triple_barrier:24:1:1:day"):  # fmt: skip
         with pytest.raises(ConfigError):
             parse_target(bad)
     with pytest.raises(ConfigError, match="needs a jump size"):
@@ -200,15 +205,24 @@ def test_event_specs_parse_back_and_carry_their_parameters():
 
 
 def test_event_targets_equal_the_label_functions_and_keep_their_end():
-    from mlstrat.features.labels import jump_labels, net_forward_returns, triple_barrier_labels
+    from mlstrat.features.labels import (
+        ewm_volatility,
+        jump_labels,
+        net_forward_returns,
+        triple_barrier_labels,
+    )
 
     rng = np.random.default_rng(3)
     bars = _bars(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))))
     feed = build_feature_feed(
         bars, "core", targets=("triple_barrier:12:2:1", "price_jump:6:0.01", "net_return:3")
     )
+    # barriers are multiples of the σ of 12-bar moves: per-bar EWM σ (span 100) × √12
+    sigma_12 = ewm_volatility(bars["close"], 100) * np.sqrt(12)
     expected = {
-        "triple_barrier_12": triple_barrier_labels(bars, 12, profit_take=2, stop_loss=1),
+        "triple_barrier_12": triple_barrier_labels(
+            bars, 12, profit_take=2, stop_loss=1, volatility=sigma_12
+        ),
         "price_jump_6": jump_labels(bars, 6, threshold=0.01),
         "net_return_3": net_forward_returns(bars, 3, commission=0.001, slippage=0.0005),
     }
@@ -224,6 +238,35 @@ def test_event_targets_equal_the_label_functions_and_keep_their_end():
     t1 = feed.index.get_indexer(feed["triple_barrier_12_t1"].dropna())
     rows = np.flatnonzero(feed["triple_barrier_12_t1"].notna())
     assert ((t1 >= rows) & (t1 <= rows + 12)).all() and (t1 < rows + 12).any()
+
+
+def test_barrier_scales_per_bar_keeps_the_old_labels_and_horizon_widens_them():
+    from mlstrat.features.labels import ewm_volatility, jump_labels, triple_barrier_labels
+    from mlstrat.features.targets import price_jump, triple_barrier, volatility_span
+
+    rng = np.random.default_rng(6)
+    bars = _bars(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 3000))))
+    per_bar = triple_barrier(24, 1, 1, scale="bar").labels(bars)
+    old = triple_barrier_labels(bars, 24, profit_take=1, stop_loss=1, span=100)
+    pd.testing.assert_frame_equal(per_bar, old)
+    jump = price_jump(24, 2, sigmas=True, scale="bar").labels(bars)
+    pd.testing.assert_frame_equal(jump, jump_labels(bars, 24, sigmas=2, span=100))
+    # the horizon's σ: √h wider barriers over a span of at least four horizons
+    assert volatility_span(24) == 100 and volatility_span(48) == 192
+    wide = triple_barrier(48, 1, 1).labels(bars)
+    sigma = ewm_volatility(bars["close"], 192) * np.sqrt(48)
+    np.testing.assert_allclose(wide["sigma"], sigma, rtol=1e-12)
+    # on a random walk a per-bar 1σ barrier is touched within a few bars and almost never
+    # reaches the vertical barrier; a horizon 1σ barrier lasts most of the horizon
+    horizon = triple_barrier(24, 1, 1).labels(bars)
+    rows = np.arange(len(bars))
+
+    def held(frame):
+        ok = frame["t1_pos"].notna().to_numpy()
+        return np.median(frame["t1_pos"].to_numpy()[ok] - rows[ok])
+
+    assert held(per_bar) <= 3 and held(horizon) >= 8
+    assert (per_bar["barrier"] == 0).mean() < 0.02 < 0.15 < (horizon["barrier"] == 0).mean()
 
 
 def test_event_end_columns_survive_the_parquet_round_trip(tmp_path):
@@ -266,3 +309,18 @@ def test_tasks_learn_event_labels_in_their_own_coding():
     assert both["direction_1"].tolist() == [0.0, 1.0]
     # causal features that merely start like a kind are no targets (xgb's jump_score_24)
     assert not is_target_name("jump_score_24") and is_target_name("price_jump_4")
+
+
+def test_feeds_written_before_barrier_scales_read_as_per_bar():
+    from mlstrat.features.targets import price_jump, recorded_target, triple_barrier
+
+    # specs are written with their scale ...
+    assert triple_barrier(24, 1, 1).spec == "triple_barrier:24:1:1:horizon"
+    assert price_jump(24, 2, sigmas=True, scale="bar").spec == "price_jump:24:2sigma:bar"
+    assert price_jump(24, 0.02).spec == "price_jump:24:0.02"
+    for target in (triple_barrier(24, 2, 1), triple_barrier(8, 1, 1, scale="bar")):
+        assert recorded_target(target.spec) == target
+    # ... so a recorded spec without one comes from a feed made when barriers were per bar
+    assert recorded_target("triple_barrier:24:1:1") == triple_barrier(24, 1, 1, scale="bar")
+    assert recorded_target("price_jump:24:2sigma").scale == "bar"
+    assert recorded_target("price_jump:24:0.02") == price_jump(24, 0.02)

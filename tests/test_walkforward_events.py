@@ -128,7 +128,8 @@ def test_label_ends_combine_event_and_fixed_targets() -> None:
 @pytest.mark.parametrize("pt, sl", [(1.0, 1.0), (2.0, 0.5)])
 def test_trade_outcomes_equal_reference_loops_for_both_sides(pt, sl) -> None:
     bars = random_bars(3000, seed=5)
-    sigma = ewm_volatility(bars["close"], 100).to_numpy()
+    # the σ of 12-bar moves: per-bar EWM σ (span 100) × √12
+    sigma = ewm_volatility(bars["close"], 100).to_numpy() * np.sqrt(12)
     found = trade_outcomes(bars, triple_barrier(12, pt, sl))
     assert found.cost == pytest.approx(COST)
     for side, got in ((1.0, found.long), (-1.0, found.short)):
@@ -203,7 +204,8 @@ class Unweighted(Spy):
 
 def _event_fold():
     bars = random_bars(400, seed=9)
-    feed = build_feature_feed(bars, "core", targets=("triple_barrier:10:2:2",))
+    # per-bar barriers: decided within a few bars, so purging drops rows mid-window
+    feed = build_feature_feed(bars, "core", targets=("triple_barrier:10:2:2:bar",))
     ends = label_ends(feed, ["triple_barrier_10"])
     fold = WalkForward(train=250, test=50, validation=0.2, horizon=10).split(feed.index, ends)[0]
     X = feed[["rsi_14", "return_1"]]

@@ -15,10 +15,17 @@ be before t+h; each keeps its end time `t1`, stored in the feed as the column
 
 - `triple_barrier(h, pt, sl)`: from a long's view, +1 if the profit-take barrier
   (+pt × σ_t) is touched first, -1 the stop-loss (-sl × σ_t), 0 at the vertical barrier
-  after h bars; σ is the causal EWM volatility of one-bar log returns (span
-  `VOLATILITY_SPAN`), rows in its warm-up are NaN.
+  after h bars. σ is the volatility **over the label's horizon** (`scale="horizon"`, the
+  default): the causal EWM volatility of one-bar log returns times √h, with an EWM span
+  of `volatility_span(h)` bars (`VOLATILITY_SPAN`, or four horizons when that is longer).
+  A 1σ barrier is then a move a random walk makes about as often as not within h bars,
+  so trades last most of the horizon and need to win about half the time to break even
+  before costs. `scale="bar"` (spec suffix `:bar`) keeps the per-bar σ (AFML's daily σ
+  applied to bars, span `VOLATILITY_SPAN`): barriers √h times narrower, touched after a
+  few bars, so a trade must win (σ + cost) / 2σ of the time. Rows in the warm-up are NaN.
 - `price_jump(h, size)`: +1 / -1 if the price moves up / down by `size` first within h
-  bars, else 0; `size` is a fraction (0.02 = 2 %) or, with `sigmas=True`, a multiple of σ_t.
+  bars, else 0; `size` is a fraction (0.02 = 2 %) or, with `sigmas=True`, a multiple of σ_t
+  (scaled like the triple barrier's).
   (Not `jump_h`: the xgb feature set has causal `jump_*` features; the spec `jump:...`
   is accepted as an alias.)
 - `net_return(h, commission, slippage)`: the h-bar forward return minus a round trip's
@@ -32,7 +39,8 @@ SELL / HOLD / BUY (0 / 1 / 2, the `three_class_h` coding); a **regression** mode
 
 CLI spec strings: `direction:1`, `direction:4:0.002`, `three_class:4:0.003`,
 `forward_return:24`, `forward_volatility:24`, `triple_barrier:24` (pt = sl = 1),
-`triple_barrier:24:2:1` (pt 2 σ, sl 1 σ), `price_jump:24:0.02` (2 %), `price_jump:24:2sigma`,
+`triple_barrier:24:2:1` (pt 2 σ, sl 1 σ of 24-bar moves), `triple_barrier:24:1:1:bar`
+(per-bar σ), `price_jump:24:0.02` (2 %), `price_jump:24:2sigma` (`:bar` likewise),
 `net_return:24` or `net_return:24:0.001:0.0005` (commission, slippage per side). Column
 names carry kind and horizon only (`direction_4`, `triple_barrier_24`); two specs that
 would give the same column are an error.
@@ -46,6 +54,7 @@ column named `<label>_<h>` (custom labels such as `big_move_4` follow the scheme
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,6 +74,8 @@ TARGET_PREFIXES: tuple[str, ...] = tuple(f"{kind}_" for kind in KINDS)
 END_ROLE = "t1"
 #: EWM span (bars) of the volatility σ that scales triple-barrier and σ-sized jump labels.
 VOLATILITY_SPAN = 100
+#: How σ-scaled barriers scale: σ of the label's horizon (default) or of one bar.
+SCALES = ("horizon", "bar")
 #: Event kinds whose labels are -1 / 0 / +1 (coded per task by `encode_labels`).
 _SIGNED_KINDS = ("triple_barrier", "price_jump")
 #: The target kind each predictor task learns from.
@@ -117,8 +128,11 @@ class Target:
     sigmas: bool = False
     commission: float = 0.001
     slippage: float = 0.0005
+    scale: str = "horizon"
 
     def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ConfigError(f"unknown barrier scale {self.scale!r}", fix=f"use one of {SCALES}")
         if self.kind not in KINDS:
             raise ConfigError(f"unknown target kind {self.kind!r}", fix=_SPEC_HELP)
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
@@ -163,10 +177,12 @@ class Target:
         head = f"{self.kind}:{self.horizon}"
         if self.kind in ("direction", "three_class"):
             return f"{head}:{self.threshold:g}"
-        if self.kind == "triple_barrier":
-            return f"{head}:{self.profit_take:g}:{self.stop_loss:g}"
+        if self.kind == "triple_barrier":  # the scale always written: see `recorded_target`
+            return f"{head}:{self.profit_take:g}:{self.stop_loss:g}:{self.scale}"
+        if self.kind == "price_jump" and self.sigmas:
+            return f"{head}:{self.threshold:g}{_SIGMA_SUFFIX}:{self.scale}"
         if self.kind == "price_jump":
-            return f"{head}:{self.threshold:g}{_SIGMA_SUFFIX if self.sigmas else ''}"
+            return f"{head}:{self.threshold:g}"
         if self.kind == "net_return":
             return f"{head}:{self.commission:g}:{self.slippage:g}"
         return head
@@ -180,11 +196,14 @@ class Target:
         if self.kind == "triple_barrier":
             return lab.triple_barrier_labels(
                 bars, h, profit_take=self.profit_take, stop_loss=self.stop_loss,
-                span=VOLATILITY_SPAN,
+                volatility=self.barrier_volatility(bars),
             )  # fmt: skip
+        if self.kind == "price_jump" and self.sigmas:
+            return lab.jump_labels(
+                bars, h, sigmas=self.threshold, volatility=self.barrier_volatility(bars)
+            )
         if self.kind == "price_jump":
-            size = {"sigmas" if self.sigmas else "threshold": self.threshold}
-            return lab.jump_labels(bars, h, span=VOLATILITY_SPAN, **size)
+            return lab.jump_labels(bars, h, threshold=self.threshold)
         if self.kind == "net_return":
             return lab.net_forward_returns(
                 bars, h, commission=self.commission, slippage=self.slippage
@@ -193,6 +212,16 @@ class Target:
             f"target {self.name!r} has a fixed horizon: it ends at t + {h}, no label frame",
             fix="call the target itself for its values",
         )
+
+    def barrier_volatility(self, bars: pd.DataFrame) -> pd.Series:
+        """The σ that σ-scaled barriers are multiples of (module docstring): per-bar EWM
+        volatility × √h over `volatility_span(h)` bars, or per bar with ``scale="bar"``."""
+        from mlstrat.features.labels import ewm_volatility
+
+        if self.scale == "bar":
+            return ewm_volatility(bars["close"], VOLATILITY_SPAN)
+        span = volatility_span(self.horizon)
+        return ewm_volatility(bars["close"], span) * float(np.sqrt(self.horizon))
 
     def __call__(self, bars: pd.DataFrame) -> pd.Series:
         if self.is_event:
@@ -214,6 +243,12 @@ class Target:
                 )
             values[np.isnan(fwd)] = np.nan
         return pd.Series(values, index=bars.index, name=self.name, dtype=float)
+
+
+def volatility_span(horizon: int) -> int:
+    """EWM span of a horizon-scaled σ: `VOLATILITY_SPAN`, or four horizons when longer, so
+    the estimate always covers several of the moves it scales."""
+    return max(VOLATILITY_SPAN, 4 * int(horizon))
 
 
 def _split_label(name: Any) -> tuple[str, int] | None:
@@ -316,14 +351,19 @@ def forward_volatility(h: int) -> Target:
     return Target("forward_volatility", h)
 
 
-def triple_barrier(h: int, profit_take: float = 1.0, stop_loss: float = 1.0) -> Target:
+def triple_barrier(
+    h: int, profit_take: float = 1.0, stop_loss: float = 1.0, scale: str = "horizon"
+) -> Target:
     """+1 / -1 / 0: profit-take (+pt σ), stop-loss (-sl σ) or the vertical barrier first."""
-    return Target("triple_barrier", h, profit_take=float(profit_take), stop_loss=float(stop_loss))
+    return Target(
+        "triple_barrier", h, profit_take=float(profit_take), stop_loss=float(stop_loss),
+        scale=scale,
+    )  # fmt: skip
 
 
-def price_jump(h: int, size: float, sigmas: bool = False) -> Target:
+def price_jump(h: int, size: float, sigmas: bool = False, scale: str = "horizon") -> Target:
     """+1 / -1 / 0: a move up / down of `size` (fraction, or σ multiples) first within h bars."""
-    return Target("price_jump", h, float(size), sigmas=bool(sigmas))
+    return Target("price_jump", h, float(size), sigmas=bool(sigmas), scale=scale)
 
 
 def net_return(h: int, commission: float = 0.001, slippage: float = 0.0005) -> Target:
@@ -337,8 +377,8 @@ _SPEC_FIELDS = {
     "three_class": (1, 0),
     "forward_return": (0, 0),
     "forward_volatility": (0, 0),
-    "triple_barrier": (0, 2),
-    "price_jump": (1, 0),
+    "triple_barrier": (0, 3),
+    "price_jump": (1, 1),
     "net_return": (0, 2),
 }
 #: Spec names accepted for a kind (the issue's spelling `jump:24:0.02`).
@@ -366,21 +406,39 @@ def parse_target(spec: str | Target) -> Target:
                 fix="e.g. price_jump:24:0.02 or price_jump:24:2sigma",
             )
         raise ConfigError(f"malformed target {spec!r}", fix=_SPEC_HELP)
+    scale = "horizon"
+    if kind in ("triple_barrier", "price_jump") and len(parts) > 2 and parts[-1] in SCALES:
+        scale = parts.pop()
     try:
         horizon = int(parts[1])
         extra = parts[2:]
         if kind == "price_jump":
             sigmas = extra[0].endswith(_SIGMA_SUFFIX)
-            return price_jump(horizon, float(extra[0].removesuffix(_SIGMA_SUFFIX)), sigmas)
+            if len(extra) > 1 or (scale == "bar" and not sigmas):
+                raise ValueError
+            size = float(extra[0].removesuffix(_SIGMA_SUFFIX))
+            return price_jump(horizon, size, sigmas, scale)
         numbers = [float(v) for v in extra]
     except ValueError:
         raise ConfigError(f"malformed target {spec!r}", fix=_SPEC_HELP) from None
     if kind == "triple_barrier":
+        if len(numbers) > 2:
+            raise ConfigError(f"malformed target {spec!r}", fix=_SPEC_HELP)
         pt = numbers[0] if numbers else 1.0
-        return triple_barrier(horizon, pt, numbers[1] if len(numbers) > 1 else pt)
+        return triple_barrier(horizon, pt, numbers[1] if len(numbers) > 1 else pt, scale)
     if kind == "net_return":
         return net_return(horizon, *numbers)
     return Target(kind, horizon, numbers[0] if numbers else 0.0)
+
+
+def recorded_target(spec: str) -> Target:
+    """The target a feed's metadata records. Specs carry their barrier scale since scales
+    exist; a σ-barrier spec without one was written before, when barriers were per bar."""
+    target = parse_target(spec)
+    scaled = target.kind == "triple_barrier" or (target.kind == "price_jump" and target.sigmas)
+    if scaled and str(spec).rsplit(":", 1)[-1] not in SCALES:
+        return dataclasses.replace(target, scale="bar")
+    return target
 
 
 def parse_targets(specs: Iterable[str | Target]) -> list[Target]:

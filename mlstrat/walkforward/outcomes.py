@@ -25,13 +25,8 @@ import numpy as np
 import pandas as pd
 
 from mlstrat.errors import ConfigError
-from mlstrat.features.labels import (
-    PROFIT_TAKE,
-    ewm_volatility,
-    net_forward_returns,
-    triple_barrier_labels,
-)
-from mlstrat.features.targets import VOLATILITY_SPAN, Target
+from mlstrat.features.labels import PROFIT_TAKE, net_forward_returns, triple_barrier_labels
+from mlstrat.features.targets import Target
 
 #: The broker's costs the demo uses (0.1 % commission, 5 bp slippage per side).
 DEFAULT_COMMISSION = 0.001
@@ -118,16 +113,17 @@ def _side(bars: pd.DataFrame, target: Target, side: float, cost: float) -> SideO
 
 
 def _barriers(bars: pd.DataFrame, target: Target) -> dict[str, object]:
-    """Barrier widths of a barrier target: σ multiples, or a fixed fraction for a jump."""
+    """Barrier widths of a barrier target: σ multiples (the target's σ), or a fixed fraction
+    for a jump."""
     if target.kind == "triple_barrier":
         return {
             "profit_take": target.profit_take,
             "stop_loss": target.stop_loss,
-            "span": VOLATILITY_SPAN,
+            "volatility": target.barrier_volatility(bars),
         }
     if target.sigmas:
         return {"profit_take": target.threshold, "stop_loss": target.threshold,
-                "volatility": ewm_volatility(bars["close"], VOLATILITY_SPAN)}  # fmt: skip
+                "volatility": target.barrier_volatility(bars)}  # fmt: skip
     size = pd.Series(target.threshold, index=bars.index, dtype=float)
     return {"profit_take": 1.0, "stop_loss": 1.0, "volatility": size}
 

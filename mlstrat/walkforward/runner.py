@@ -73,7 +73,7 @@ from mlstrat.features.targets import (
     end_column,
     forward_return,
     horizon_of,
-    parse_target,
+    recorded_target,
 )
 from mlstrat.fileio import (
     atomic_write,
@@ -294,7 +294,7 @@ def label_ends(frame: pd.DataFrame, targets: Sequence[str]) -> np.ndarray | None
 def target_of(frame: pd.DataFrame, name: str) -> Target:
     """The target behind column `name`, with the parameters its spec in the feed records."""
     spec = (frame.attrs.get("mlstrat") or {}).get("targets", {}).get(name)
-    target = parse_target(spec) if spec else Target.from_name(name)
+    target = recorded_target(spec) if spec else Target.from_name(name)
     if target is None:
         raise SchemaError(
             f"column {name!r} is not a target mlstrat can read",
