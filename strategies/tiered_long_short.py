@@ -30,7 +30,7 @@ class TieredLongShort(MLStrategy):
         ("allow_short", True),
         ("use_feed_thresholds", True),
         ("max_hold_bars", 48),
-        ("min_tier", "low"),
+        ("min_tier", None),  # the lowest tier that trades; None: the table's lowest
     )
     default_sizer = TieredConfidenceSizer
     default_sizer_params = {"method": "tiered", "max_position": 1.0, "price_buffer": 0.002}
@@ -38,13 +38,14 @@ class TieredLongShort(MLStrategy):
     def start(self) -> None:
         super().start()
         names = [t.name for t in self.tier_table.tiers]
-        if self.p.min_tier not in names:
+        lowest = names[0] if self.p.min_tier is None and names else self.p.min_tier
+        if lowest not in names:
             raise ConfigError(
                 f"min_tier {self.p.min_tier!r} is not a tier",
                 param="min_tier",
                 fix=f"one of {names}",
             )
-        self._allowed = set(names[names.index(self.p.min_tier) :])
+        self._allowed = set(names[names.index(lowest) :])
 
     def entry_signal(self, data: Any, pred: Pred) -> int:
         if pred.tier not in self._allowed:

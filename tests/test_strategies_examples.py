@@ -93,6 +93,19 @@ def test_tiered_long_short_follows_fold_thresholds_and_tiers(btc):
     assert (trades["bars_held"] <= 48).all()
 
 
+def test_tiered_long_short_enters_from_the_lowest_tier_of_any_table(btc):
+    """min_tier defaults to the table's lowest tier: a two-tier table (tier1, tier2) trades
+    from tier1, and a named min_tier still narrows it."""
+    bars, preds = btc
+    two = {"method": "tiered", "tiers": [[0.6, 0.5], [0.7, 1.0]]}
+    res = run_backtest({"BTCUSDT": prediction_feed(bars, preds)}, TieredLongShort,
+                       sizer_params=two)  # fmt: skip
+    assert set(res.trades["tier"]) == {"tier1", "tier2"}
+    top = run_backtest({"BTCUSDT": prediction_feed(bars, preds)}, TieredLongShort,
+                       {"min_tier": "tier2"}, sizer_params=two)  # fmt: skip
+    assert set(top.trades["tier"]) == {"tier2"} and len(top.trades) < len(res.trades)
+
+
 def hybrid_predictions(bars: pd.DataFrame) -> pd.DataFrame:
     fast = momentum_predictions(bars, lookback=6)["proba_up"]
     slow = momentum_predictions(bars, lookback=24)["proba_up"]
