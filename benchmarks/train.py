@@ -481,6 +481,7 @@ def warm_start_section(quick: bool) -> dict[str, Any]:
     n_folds = 3 if quick else 12
     members = hybrid_members(quick)
     runs: dict[str, Any] = {}
+    elapsed: dict[str, float] = {}  # unrounded, for the ratio
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmp:
         feed, splits = _warm_feed(Path(tmp), quick, n_folds)
         for name, warm in (("cold", False), ("warm", True)):
@@ -499,6 +500,7 @@ def warm_start_section(quick: bool) -> dict[str, Any]:
                 warm_start=warm,
             )
             seconds = time.perf_counter() - started
+            elapsed[name] = seconds
             folds = result.folds
             runs[name] = {
                 "seconds": round(seconds, 1),
@@ -519,7 +521,7 @@ def warm_start_section(quick: bool) -> dict[str, Any]:
             for n, p in members
         ],  # fmt: skip
         **runs,
-        "time_ratio_cold_over_warm": round(cold["seconds"] / warm["seconds"], 2),
+        "time_ratio_cold_over_warm": round(elapsed["cold"] / elapsed["warm"], 2),
         "auc_delta": round(warm["mean_auc"] - cold["mean_auc"], 4),
         "log_loss_delta": round(warm["mean_log_loss"] - cold["mean_log_loss"], 4),
     }
@@ -686,7 +688,7 @@ def chain_memory_child(variant: str, quick: bool) -> dict[str, Any]:
     return {
         "variant": variant,
         "folds": n_folds,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 3),  # the parent divides these: not to 0.1 s
         "peak_rss_mb_caller": round(_maxrss_mb(), 1),
         "peak_rss_mb_workers": round(workers, 1),
         "rss_mb_caller_after_each_fold": rss,
@@ -728,15 +730,22 @@ def plan_section(quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
     plan = plan_experiment(config)
     out: dict[str, Any] = {
-        "full_plan_hours": round(plan.total_seconds / 3600, 2),
+        "full_plan_hours": _hours(plan.total_seconds),
         "full_plan": plan.to_dict(),
         "plan_seconds": round(time.perf_counter() - started, 1),
     }
     if before:
         old = plan_experiment(load_config(FULL_CONFIG, before))
-        out["full_plan_hours_before"] = round(old.total_seconds / 3600, 2)
+        out["full_plan_hours_before"] = _hours(old.total_seconds)
         out["full_plan_before_overrides"] = before
     return out
+
+
+def _hours(seconds: float) -> float:
+    """Seconds as hours to 2 decimals, or to 3 significant digits below an hour: a plan of a
+    few seconds (--quick) is a few thousandths of an hour, not 0."""
+    hours = seconds / 3600
+    return round(hours, 2) if hours >= 1 else float(f"{hours:.3g}")
 
 
 def _pre_issue_17(config: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def cv_combinations(n: int, k: int) -> list[tuple[int, ...]]:
 
 
 @given(n=st.integers(2, 9), data=st.data(), bars=st.integers(0, 40))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_every_test_bar_is_in_exactly_phi_paths(n, data, bars):
     k = data.draw(st.integers(1, n - 1))
     cv = CombinatorialPurgedCV(groups=n, test_groups=k)

@@ -11,7 +11,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlstrat.errors import DataError, SchemaError
@@ -455,7 +455,7 @@ def test_date2num_array_equals_bt_date2num_on_real_index(btc):
     assert got.tolist() == want
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(3000, 12, 31)),

@@ -79,7 +79,10 @@ def test_two_xgboost_members_equal_weighted_mean_of_members(btc, tmp_path):
     pred = hybrid.predict(tail)
     expected = 0.75 * pa + 0.25 * pb
     np.testing.assert_allclose(pred.proba[:, 1], expected, rtol=1e-12)
-    np.testing.assert_array_equal(pred.signal, np.where(expected >= 0.5, 1.0, -1.0))
+    # the side of 0.5 (two ways of taking the mean may differ in the last bit right at 0.5)
+    clear = np.abs(expected - 0.5) > 1e-12
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(pred.signal[clear], np.where(expected >= 0.5, 1.0, -1.0)[clear])
     np.testing.assert_allclose(pred.confidence, np.maximum(expected, 1 - expected))
     frame = pred.to_frame(tail.index)
     assert list(frame.columns) == [

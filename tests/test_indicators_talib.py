@@ -66,7 +66,7 @@ def test_sma_ema(bars, n):
     assert_matches(ind.sma(c, n), talib.SMA(c.to_numpy(), n))
     assert_matches(ind.ema(c, n), talib.EMA(c.to_numpy(), n))
     # the EMA seed: the first value is the mean of the first n closes
-    assert ind.ema(c, n).iloc[n - 1] == pytest.approx(c.iloc[:n].mean(), rel=1e-15)
+    assert ind.ema(c, n).iloc[n - 1] == pytest.approx(c.iloc[:n].mean(), rel=1e-12)
 
 
 @pytest.mark.parametrize("n", [6, 14, 28])

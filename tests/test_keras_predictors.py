@@ -179,7 +179,9 @@ def test_lstm_predict_one_equals_predict_last_row(lstm, lstm_pred, frame) -> Non
     values = frame[FEATURES].to_numpy()
     one = lstm.predict_one(values[-lstm.window :])
     np.testing.assert_allclose(one.proba[0], lstm_pred.proba[-1], rtol=1e-5, atol=1e-6)
-    assert one.signal[0] == lstm_pred.signal[-1]
+    # the same side, unless P(up) is within the two computations' difference of 0.5
+    near_half = abs(lstm_pred.proba[-1, 1] - 0.5) < 1e-5
+    assert one.signal[0] == lstm_pred.signal[-1] or near_half
     longer = lstm.predict_one(values[-3 * lstm.window :])  # only the last `window` rows count
     np.testing.assert_array_equal(longer.proba, one.proba)
     gap = values[-lstm.window :].copy()

@@ -143,7 +143,7 @@ def live_count(journal: Path) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 120.0, what: str = "") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 300.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -325,19 +325,28 @@ def test_every_fill_timing_reconciles(run, candles, tmp_path, broker):
 
 @pytest.mark.slow
 def test_late_duplicated_and_gapped_bars_are_reported_in_one_line_and_handled(
-    run, candles, tmp_path
+    run, candles, tmp_path, monkeypatch
 ):
     """While the session runs: a candle written twice, a traded candle rewritten with another
     close, a gap filled within the wait, a gap that is not (the session trades on), and the
     missing candle arriving after a newer one was traded. Each is one line; the traded bars
     stand, the rejected values are kept in the journal's events, and the backtest of the
     journaled bars still agrees with the session."""
+    from mlstrat.paper import engine
+
     first = run.boundary - 2 * HOUR
     b = candles.loc[first : first + 7 * HOUR]  # b[0] .. b[7]
     path = start_csv(tmp_path / "c" / "BTCUSDT-1h.csv", candles.loc[: first - HOUR])
     journal = tmp_path / "j.sqlite"
     lines: list[str] = []
-    policy = BarPolicy(on_late="skip", on_duplicate="skip", on_gap="wait", gap_wait=2.0)
+    policy = BarPolicy(on_late="skip", on_duplicate="skip", on_gap="wait", gap_wait=3600.0)
+    # the gap wait runs on a clock the downloader moves (an hour of it, never of real time):
+    # a slow machine cannot end the first wait before the missing bar is written, and the
+    # second ends when the test says so
+    waited = [0.0]
+    monkeypatch.setattr(
+        engine, "BarGate", lambda *args, **kw: BarGate(*args, **kw, clock=lambda: waited[0])
+    )
 
     def events(kind: str) -> int:
         return len(read_table(journal, f"SELECT 1 FROM events WHERE kind = '{kind}'"))
@@ -357,6 +366,8 @@ def test_late_duplicated_and_gapped_bars_are_reported_in_one_line_and_handled(
         append_csv(path, b.iloc[2:3])  # b2 arrives within the wait
         wait_for(lambda: live_count(journal) == 4, what="b2, b3")
         append_csv(path, b.iloc[5:6])  # b5 with b4 missing: waited for, then traded
+        wait_for(lambda: events("gap") == 2, what="the second gap")
+        waited[0] += policy.gap_wait  # the wait is over
         wait_for(lambda: live_count(journal) == 5, what="b5")
         append_csv(path, b.iloc[4:5])  # b4, now late
         wait_for(lambda: events("late") == 1, what="the late bar")

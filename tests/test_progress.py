@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from mlstrat import progress
 from mlstrat.progress import PlainProgress, progress_bar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +21,13 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_plain_lines_at_each_tenth_and_at_the_end():
+@pytest.fixture
+def no_timed_lines(monkeypatch):
+    """Only the counts write lines: a stalled machine (30 s between two steps) adds none."""
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL", float("inf"))
+
+
+def test_plain_lines_at_each_tenth_and_at_the_end(no_timed_lines):
     out = io.StringIO()
     with progress_bar(total=1000, desc="walk-forward folds", unit="fold", stream=out) as bar:
         assert isinstance(bar, PlainProgress)
@@ -34,7 +42,7 @@ def test_plain_lines_at_each_tenth_and_at_the_end():
     assert lines[-1].endswith(" s, xgb BTCUSDT")
 
 
-def test_short_loops_write_one_line_per_step_and_no_duplicate_at_close():
+def test_short_loops_write_one_line_per_step_and_no_duplicate_at_close(no_timed_lines):
     out = io.StringIO()
     items = list(progress_bar(["a", "b", "c"], desc="features", unit="symbol", stream=out))
     assert items == ["a", "b", "c"]

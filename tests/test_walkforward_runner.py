@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from held_fits import held_env
 from walkforward_data import REPO, XGB_PARAMS, sample_bars, write_feed
 
 from mlstrat.cli import main
@@ -224,21 +225,28 @@ def test_killed_run_resumes_to_identical_predictions(feed, tmp_path) -> None:
         "--n-jobs", "1", "--quiet",
         *[f"--param={k}={v}" for k, v in XGB_PARAMS.items()],
     ]  # fmt: skip
+    # the fourth fold's fit waits until the kill: the run is killed mid-fold, 3 folds done
+    env = held_env(tmp_path, after=3)
     proc = subprocess.Popen(
-        cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        cmd,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     done = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         done = sorted((out / "folds").glob(f"*/{FOLD_FILE}")) if (out / "folds").exists() else []
         if len(done) >= 3:
             break
-        time.sleep(0.01)
+        time.sleep(0.05)
     assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read()!r}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = len(list((out / "folds").glob(f"*/{FOLD_FILE}")))
-    assert 3 <= finished < 19
+    assert finished == 3
     resumed = run_walk_forward(
         feed, "xgboost", XGB_PARAMS, "direction_1", splits, out, n_jobs=1, progress=False
     )

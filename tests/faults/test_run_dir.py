@@ -255,13 +255,13 @@ def test_leftover_temp_files_of_a_killed_run_are_removed(reference, tmp_path):
 
 HOLD_LOCK = textwrap.dedent(
     """
-    import fcntl, json, os, socket, sys, time
+    import fcntl, json, os, socket, sys
     fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "since": "now"}).encode())
     print("locked", flush=True)
-    time.sleep(60)
+    sys.stdin.read()  # hold the lock until killed (or until the test's end closes stdin)
     """
 )
 
@@ -269,7 +269,10 @@ HOLD_LOCK = textwrap.dedent(
 def test_concurrent_run_on_one_directory_is_refused(reference, tmp_path, capsys):
     out = copy_run(reference, tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(out / ".lock")], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(out / ".lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -497,7 +500,7 @@ def test_workers_exit_when_the_run_is_killed(tmp_path):
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     workers: set[int] = set()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
         workers = _loky_children(proc.pid)
         time.sleep(0.2)
@@ -505,7 +508,7 @@ def test_workers_exit_when_the_run_is_killed(tmp_path):
     assert len(workers) >= 2 and proc.pid not in workers  # the workers (+ resource tracker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # they exit within a second; generous for a loaded machine
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     survivors = [w for w in workers if _alive(w)]
