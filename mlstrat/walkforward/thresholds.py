@@ -269,15 +269,22 @@ def fit_net_thresholds(
     n_bars = int(bars.sum())
     position = np.cumsum(bars) - 1  # each row's place among the evidence bars
     columns, names, holds = [], [], []
+    raw: dict[str, list[tuple[np.ndarray, int]]] = {"long": [], "short": []}
     for name, score, outcome in (("long", up, long), ("short", down, short)):
         for threshold in grid:
             taken = replay_trades(score, threshold, outcome, rows)
             column = np.zeros(n_bars)
+            column[position[taken]] = outcome.ret[taken] - cost
+            raw[name].append((column, len(taken)))
             if len(taken) >= min_trades:
-                column[position[taken]] = outcome.ret[taken] - cost
                 holds.extend(outcome.end[taken] - rows[taken])
-            columns.append(column)
+            columns.append(column if len(taken) >= min_trades else np.zeros(n_bars))
             names.append((name, float(threshold), len(taken)))
+    for i, threshold in enumerate(grid):  # both sides at one threshold: one rule
+        (up_col, up_n), (down_col, down_n) = raw["long"][i], raw["short"][i]
+        trades = up_n + down_n if up_n and down_n else 0
+        columns.append(up_col + down_col if trades >= min_trades else np.zeros(n_bars))
+        names.append(("both", float(threshold), trades))
     matrix = np.column_stack(columns) if n_bars else np.zeros((0, len(columns)))
     horizon = int(np.median(holds)) if holds else 1
     found = stepdown(
@@ -286,6 +293,15 @@ def fit_net_thresholds(
     )  # fmt: skip
     evidence = _evidence(found, names, matrix, n_bars, min_trades, reps)
     chosen = {side: _best(evidence[side]) for side in ("long", "short")}
+    both = _best(evidence["both"])
+    apart = sum(c["per_bar"] for c in chosen.values() if c is not None)
+    if both is not None and both["per_bar"] > apart:
+        chosen = {"long": both, "short": both}
+    evidence["chosen"] = {
+        side: None if c is None else {"rule": "both" if c is both else side,
+                                      "threshold": c["threshold"], "pvalue": c["pvalue"]}
+        for side, c in chosen.items()
+    }  # fmt: skip
 
     def threshold(side: str) -> float:
         pick = chosen[side]
@@ -336,6 +352,7 @@ def _evidence(
         "min_trades": min_trades,
         "long": [],
         "short": [],
+        "both": [],
     }
     for j, (side, threshold, trades) in enumerate(names):
         if trades == 0:
@@ -393,17 +410,15 @@ def decision_text(thresholds: Mapping[str, Any]) -> str | None:
     if thresholds.get("method") != "net_pnl" or not thresholds.get("evidence"):
         return None
     parts = []
+    chosen = thresholds["evidence"].get("chosen") or {}
     for side in ("long", "short"):
         if thresholds.get(f"abstain_{side}"):
             parts.append(f"{side} abstains: {abstention_reason(thresholds['evidence'], side)}")
             continue
-        level = thresholds.get(side)
-        picked = [
-            c for c in thresholds["evidence"][side]
-            if c["accepted"] and c["trades"] == thresholds.get(f"{side}_signals")
-        ]  # fmt: skip
-        p = f" (p = {picked[0]['pvalue']:.3f})" if picked else ""
-        parts.append(f"{side} ≥ {level:.2f}{p}")
+        pick = chosen.get(side) or {}
+        rule = " (both sides' rule" if pick.get("rule") == "both" else " ("
+        p = f"{rule}{', ' if rule != ' (' else ''}p = {pick['pvalue']:.3f})" if pick else ""
+        parts.append(f"{side} ≥ {thresholds.get(side):.2f}{p}")
     return "; ".join(parts)
 
 
