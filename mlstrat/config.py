@@ -1276,3 +1276,37 @@ def predictor_task(cls: type, params: Mapping[str, Any]) -> str:
 def _default_param(cls: type, name: str) -> Any:
     """The default of constructor parameter `name` of `cls`."""
     return inspect.signature(cls).parameters[name].default
+
+
+def horizon_notes(config: RunConfig) -> list[str]:
+    """One sentence per traded predictor whose target horizon h disagrees with the
+    strategy's ``max_hold_bars`` H (H > 2h or H < h/2): a next-bar model held for a day
+    is judged on moves it never learned."""
+    from mlstrat.features.targets import horizon_of
+
+    strategy = config.strategy
+    default = getattr(strategy.loaded.params, "max_hold_bars", None)
+    hold = strategy.params.get("max_hold_bars", default)
+    if hold is None:
+        return []
+    notes = []
+    for pred in config.signal_predictors:
+        h = horizon_of(pred.target) if pred.target is not None else None
+        if h is not None and (hold > 2 * h or 2 * hold < h):
+            notes.append(
+                f"predictor {pred.name!r} learns {pred.target} ({h}-bar horizon) but the "
+                f"strategy holds up to {hold} bars (strategy.params.max_hold_bars). "
+                f"Fix: a target of horizon {hold} (e.g. direction:{hold}) or "
+                f"max_hold_bars: {h}"
+            )
+    return notes
+
+
+def warn_horizons(config: RunConfig) -> None:
+    """A `HorizonWarning` for each of `horizon_notes`; `run_experiment` calls it once a run."""
+    import warnings
+
+    from mlstrat.errors import HorizonWarning
+
+    for note in horizon_notes(config):
+        warnings.warn(HorizonWarning(note), stacklevel=3)

@@ -19,6 +19,10 @@ class DataQualityWarning(UserWarning):
     """Candles were loaded but some of them are suspect (kept, flagged, clipped or dropped)."""
 
 
+class HorizonWarning(UserWarning):
+    """A traded predictor's target looks at another horizon than the strategy holds for."""
+
+
 # ---------------------------------------------------------------- fixes in the user's syntax
 
 

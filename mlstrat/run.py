@@ -60,7 +60,14 @@ import pandas as pd
 import mlstrat
 from mlstrat import sections
 from mlstrat.cache import Entry, cached, content_hash, verify_cache
-from mlstrat.config import RULE_PREFIX, PredictorConfig, RunConfig, load_config, parse_config
+from mlstrat.config import (
+    RULE_PREFIX,
+    PredictorConfig,
+    RunConfig,
+    load_config,
+    parse_config,
+    warn_horizons,
+)
 from mlstrat.errors import ConfigError, DataError, IntegrityError, MlstratError
 from mlstrat.features.targets import forward_return, horizon_of
 from mlstrat.fileio import load_json, scratch_dir, storage_error, versions
@@ -1104,6 +1111,7 @@ def run_experiment(
     """
     started = time.perf_counter()
     cfg = _as_config(config, overrides)
+    warn_horizons(cfg)
     return in_run_dir(cfg, out, lambda run: _run(cfg, run, cache_dir, progress, started))
 
 

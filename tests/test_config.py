@@ -19,6 +19,7 @@ from mlstrat.config import (
     apply_overrides,
     load_config,
     parse_config,
+    warn_horizons,
 )
 from mlstrat.errors import ConfigError
 from mlstrat.run import run_experiment
@@ -378,3 +379,22 @@ def test_shipped_configs_are_valid():
         pytest.skip("shared datasets not present")
     full = load_config(REPO / "configs" / "full.yaml")
     assert full.data.symbols == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT"]
+
+
+def test_a_target_horizon_that_disagrees_with_the_holding_time_warns() -> None:
+    import warnings
+
+    from mlstrat.errors import HorizonWarning
+
+    raw = base_raw()
+    raw["strategy"]["params"]["max_hold_bars"] = 24
+    with pytest.warns(HorizonWarning, match=r"'a' learns direction_1 \(1-bar horizon\) .* 24"):
+        warn_horizons(parse(raw))
+    raw["features"]["targets"].append("direction:24")
+    for entry in raw["predictors"]:
+        entry["target"] = "direction_24"  # the horizon the strategy holds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HorizonWarning)
+        warn_horizons(parse(raw))
+        del raw["strategy"]["params"]["max_hold_bars"]  # MLStrategy: no holding limit
+        warn_horizons(parse(raw))

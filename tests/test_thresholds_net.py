@@ -229,6 +229,9 @@ def test_a_noise_predictor_abstains_and_costs_almost_nothing(tmp_path) -> None:
         assert c["trades"] >= ev["min_trades"] and 0 <= c["pvalue"] <= 1
         assert c["detectable"] > 0 and math.isfinite(c["mean"])
     assert fold["decision"].startswith("long abstains: best candidate ")
+    recorded = json.loads((wf.out / "walkforward.json").read_text())["purge_applied"]
+    assert [r["fold"] for r in recorded] == [f["fold"] for f in written]
+    assert all(r["purged_bars"] == 2 * H for r in recorded)  # horizon purge at two boundaries
     assert "short abstains: " in fold["decision"] and "detectable ≥ " in fold["decision"]
 
 

@@ -402,3 +402,15 @@ def test_keras_adapters_take_sample_weights_and_event_labels() -> None:
     assert not np.allclose(proba(sample_weight=np.linspace(0.1, 3.0, len(Xt))), plain)
     with pytest.raises(DataError, match="sample_weight"):
         proba(sample_weight=np.ones(len(Xt) - 1))
+
+
+def test_walkforward_records_the_purge_it_applied_not_the_horizon() -> None:
+    from mlstrat.walkforward.runner import purge_applied
+
+    index = hourly(400)
+    wf = WalkForward(train=200, test=50, validation=0.2, horizon=10)
+    # by the horizon: 10 bars before the validation rows and 10 before the test rows
+    assert {r["purged_bars"] for r in purge_applied(wf.split(index))} == {20}
+    # labels that end 2 bars later: 2 bars at each of the two boundaries
+    ends = np.minimum(np.arange(400) + 2.0, 399)
+    assert {r["purged_bars"] for r in purge_applied(wf.split(index, ends))} == {4}

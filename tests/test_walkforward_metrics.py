@@ -76,3 +76,24 @@ def test_single_class_and_regression() -> None:
     assert r["mae"] == pytest.approx(np.mean([0.002, 0.002, 0.005, 0.01]))
     assert r["rmse"] == pytest.approx(np.sqrt(np.mean(np.square([0.002, 0.002, 0.005, 0.01]))))
     assert r["ic"] == pytest.approx(1.0)
+
+
+def test_short_precision_of_an_event_target_counts_down_moves_not_missing_up_moves() -> None:
+    """A binary model of a jump target learns "up first" (1) vs "down first or none" (0).
+    Coded, a short 'hits' on every 0; with the raw events it hits only on down moves."""
+    events = np.array([1, 0, 0, -1, -1, 0, 1, 0], dtype=float)
+    coded = (events == 1).astype(float)
+    p_up = np.array([0.8, 0.3, 0.2, 0.2, 0.3, 0.2, 0.7, 0.6])
+    pred = Prediction(
+        np.where(p_up >= 0.5, 1.0, -1.0),
+        np.maximum(p_up, 1 - p_up),
+        np.column_stack([1 - p_up, p_up]),
+    )
+    signal = pred.signal
+    plain = classification_metrics(coded, pred, signal=signal)
+    named = classification_metrics(coded, pred, signal=signal, events=events)
+    # shorts at rows 1-5: coded 0 everywhere (5/5), but only rows 3 and 4 fell (2/5)
+    assert plain["short_precision"] == 1.0 and named["short_precision"] == 0.4
+    assert named["base_rate_down"] == 0.25 and "base_rate_down" not in plain
+    # longs at rows 0, 6, 7: up first at 0 and 6
+    assert named["long_precision"] == plain["long_precision"] == 2 / 3

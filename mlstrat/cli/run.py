@@ -7,10 +7,12 @@ mlstrat run --replay reports/demo
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from mlstrat.cli.common import add_run_dir
-from mlstrat.errors import ConfigError
+from mlstrat.config import horizon_notes
+from mlstrat.errors import ConfigError, HorizonWarning
 
 HEADLINES = (
     ("total_return", "total return", "{:+.2%}"),
@@ -142,9 +144,12 @@ def run_command(args: argparse.Namespace) -> int:
         print(plan.format())
         print(f"plan kept in {where}")
         return 0
-    result = run_experiment(
-        args.config, args.out, cache_dir=args.cache_dir, overrides=overrides, progress=progress
-    )
+    with warnings.catch_warnings():
+        # shown after the headline as notes; a failing run keeps its one error line
+        warnings.simplefilter("ignore", HorizonWarning)
+        result = run_experiment(
+            args.config, args.out, cache_dir=args.cache_dir, overrides=overrides, progress=progress
+        )
     reused = [f"{r.stage} {r.item}" for r in result.stages if r.status == "cached"]
     _print_headlines(result.results)
     if reused:
@@ -152,6 +157,8 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"run directory: {result.out} ({result.seconds:.1f} s)")
     if result.main_report is not None:
         print(f"report: {result.main_report}")
+    for note in horizon_notes(result.config):
+        print(f"note: {note}")
     return 0
 
 

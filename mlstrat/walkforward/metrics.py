@@ -48,12 +48,18 @@ def classification_metrics(
     *,
     signal: np.ndarray | None = None,
     forward_return: np.ndarray | None = None,
+    events: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics for binary ({0,1}) or three-class ({0,1,2}) labels and class probabilities.
 
     Binary precision/recall/F1 are for the "up" class; three-class ones are
     macro averages. Brier: mean (P(up) − y)² for binary, mean squared distance
     to the one-hot outcome for three classes. AUC: three-class one-vs-rest macro.
+    `long_precision` / `short_precision`: the share of long / short signals whose label
+    was the up / down class. With `events` (the uncoded −1 / 0 / +1 labels of a barrier or
+    jump target, which a binary model learns as "up first or not") they are the share
+    whose event was up-first / **down-first**, beside `base_rate_down`: a short of such a
+    model bets on "no up move", and this says how often a down move actually came.
     """
     y = np.asarray(y, dtype=float)
     proba = np.asarray(pred.proba, dtype=float)
@@ -87,12 +93,16 @@ def classification_metrics(
         aucs = [roc_auc((yk == c).astype(int), pk[:, c]) for c in range(k)]
         out["auc"] = None if any(a is None for a in aucs) else float(np.mean(aucs))
     out["base_rate_up"] = float(np.mean(yk == k - 1))
+    outcome, up, down = yk, k - 1, 0
+    if events is not None:
+        outcome, up, down = np.asarray(events, dtype=float)[known], 1.0, -1.0
+        out["base_rate_down"] = float(np.mean(outcome == down))
     if signal is not None:
         s = np.asarray(signal, dtype=float)[known]
-        for name, side, cls in (("long", 1.0, k - 1), ("short", -1.0, 0)):
+        for name, side, cls in (("long", 1.0, up), ("short", -1.0, down)):
             hits = s == side
             out[f"n_{name}"] = int(hits.sum())
-            out[f"{name}_precision"] = float(np.mean(yk[hits] == cls)) if hits.any() else None
+            out[f"{name}_precision"] = float(np.mean(outcome[hits] == cls)) if hits.any() else None
     return out
 
 

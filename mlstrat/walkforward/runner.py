@@ -423,7 +423,10 @@ def run_fold(task: FoldTask) -> str:
     if getattr(fitted.model, "learns_outcomes", False):
         metrics, val_metrics = outcome_metrics(frame, task, fitted, pred, signal, fwd)
     elif pred.proba is not None:
-        metrics = classification_metrics(y_test, pred, signal=signal, forward_return=fwd)
+        events = _event_sides(frame, task.target, np.asarray(pred.proba).shape[1], fold.test)
+        metrics = classification_metrics(
+            y_test, pred, signal=signal, forward_return=fwd, events=events
+        )
     else:
         point = pred.volatility if pred.volatility is not None else pred.expected_return
         metrics = regression_metrics(y_test, point, forward_return=fwd)
@@ -462,6 +465,15 @@ def run_fold(task: FoldTask) -> str:
 
 def _net_pnl(threshold_params: Mapping[str, Any] | None) -> bool:
     return (threshold_params or {}).get("method") == "net_pnl"
+
+
+def _event_sides(frame: pd.DataFrame, target: str, classes: int, rows: np.ndarray) -> Any:
+    """The raw −1 / 0 / +1 labels of a barrier or jump target a binary model learns as
+    "up first or not" (so short precision counts down moves), else None."""
+    kind = target_of(frame, target).kind
+    if classes != 2 or kind not in ("triple_barrier", "price_jump"):
+        return None
+    return frame[target].to_numpy(dtype=float)[rows]
 
 
 def training_timing(model: Any) -> list[dict[str, Any]]:
@@ -746,7 +758,9 @@ def run_walk_forward(
     folds_dir.mkdir(parents=True, exist_ok=True)
     for directory in (out, folds_dir):  # what a killed run was writing
         remove_tmp_names(directory)
-    atomic_write_json(out / WALKFORWARD_FILE, {**config, "run_key": key})
+    atomic_write_json(
+        out / WALKFORWARD_FILE, {**config, "run_key": key, "purge_applied": purge_applied(folds)}
+    )
 
     pending = [
         i
@@ -863,6 +877,18 @@ def _check_search(search: SearchConfig | None, predictor: str, folds: Sequence[F
             fix="give walkforward.validation > 0 with scheme rolling or expanding "
             "(cpcv splits have no validation tail)",
         )
+
+
+def purge_applied(folds: Sequence[Fold]) -> list[dict[str, Any]]:
+    """Per fold, the bars actually left out between its first training row and its last test
+    row (purged by each label's own end, or by the horizon, plus any embargo): what the
+    schedule did, not the horizon it was given."""
+    out = []
+    for f in folds:
+        used = np.concatenate([f.train, f.validation, f.test])
+        spanned = int(used.max() - used.min() + 1) if len(used) else 0
+        out.append({"fold": int(f.number), "purged_bars": spanned - len(np.unique(used))})
+    return out
 
 
 def pools_evidence(threshold_params: Mapping[str, Any] | None, splits: WalkForward) -> bool:
