@@ -48,10 +48,13 @@ test-fast: $(STAMP)
 	$(BIN)/$(PYTEST) -m "not slow" tests
 
 # The whole suite in a shuffled order (pytest-randomly: files, classes and tests
-# reordered, random seeds reset before each test). The seed is printed on the first
-# line; `make test-shuffled SHUFFLE_SEED=N` repeats that order.
-SHUFFLE_SEED ?= default
+# reordered, random seeds reset before each test). The seed is printed first;
+# `make test-shuffled SHUFFLE_SEED=N` repeats that order.
+ifndef SHUFFLE_SEED
+SHUFFLE_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
+endif
 test-shuffled: $(STAMP) browser
+	@echo "shuffled order: SHUFFLE_SEED=$(SHUFFLE_SEED)"
 	$(BIN)/python -m pytest -q -p no:cacheprovider -p randomly --randomly-seed=$(SHUFFLE_SEED) \
 	  -n 2 --dist loadfile tests
 
